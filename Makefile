@@ -1,0 +1,45 @@
+# chaosrunner - every target installs what it needs, idempotently.
+# `make test` on a fresh machine: installs packages, starts the real services
+# (dockerd, PostgreSQL, Prometheus, Alertmanager, Pushgateway, pgbouncer),
+# checks style, types and architecture, then runs every test tier.
+
+PYTHON ?= python3
+PYTEST_ARGS ?=
+STAMP := .make
+
+.PHONY: install services services-stop lint test test-unit test-integration bench clean
+
+$(STAMP)/installed: pyproject.toml
+	@mkdir -p $(STAMP)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)/installed
+
+services:
+	scripts/services.sh start
+
+services-stop:
+	scripts/services.sh stop
+
+lint: install
+	ruff check chaosrunner tests bench
+	ruff format --check chaosrunner tests bench
+	mypy
+	lint-imports
+	chaosrunner validate scenarios abort_conditions
+
+test-unit: install
+	$(PYTHON) -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: install services
+	$(PYTHON) -m pytest -m integration $(PYTEST_ARGS)
+
+test: install services lint
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+bench: install services
+	$(PYTHON) bench/startup.py
+
+clean:
+	rm -rf $(STAMP) .pytest_cache .mypy_cache .ruff_cache .hypothesis

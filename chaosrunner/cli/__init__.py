@@ -1,0 +1,54 @@
+"""The command line: parse, call one function, print. Nothing else.
+
+This is the only layer that prints, and the one place errors become exit
+codes: every ``ChaosrunnerError`` is caught here, shown on stderr without a
+traceback, and turned into its ``exit_code`` (0 ok, 1 run failed or aborted,
+2 bad input, 3 environment problem).
+
+Start-up cost is a feature: command modules import nothing heavy at module
+scope (no pydantic, docker, kubernetes, psycopg or matplotlib), so
+``chaosrunner --help`` stays fast. See bench/startup.py.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from chaosrunner import __version__
+from chaosrunner.cli import scenario_commands
+from chaosrunner.errors import ChaosrunnerError
+
+
+class ChaosrunnerGroup(click.Group):
+    """Maps our exceptions to messages and exit codes, once, at the top."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ChaosrunnerError as error:
+            click.echo(error.show(), err=True)
+            ctx.exit(error.exit_code)
+
+
+@click.group(cls=ChaosrunnerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="chaosrunner")
+def cli() -> None:
+    """Gameday and chaos-engineering orchestrator.
+
+    Injects real faults under Prometheus abort conditions, times how long the
+    team takes to detect and mitigate, always reverts, and scores the response.
+    """
+
+
+scenario_commands.register(cli)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="chaosrunner")
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,165 @@
+"""Commands that read scenario files: validate, plan, faults, schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chaosrunner.cli.output import echo_json, echo_table
+
+DOCUMENT_SUFFIXES = (".yaml", ".yml")
+
+
+def register(group: click.Group) -> None:
+    for command in (validate, plan, faults, schema):
+        group.add_command(command)
+
+
+def _expand(paths: tuple[Path, ...]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in DOCUMENT_SUFFIXES and p.is_file()))
+        else:
+            files.append(path)
+    return files
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def validate(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Check scenario and abort-condition files (or folders of them).
+
+    Every mistake is reported as FILE:LINE:COLUMN: FIELD: MESSAGE on stderr;
+    the exit code is 2 when any file is invalid.
+    """
+    from chaosrunner.errors import ScenarioError
+    from chaosrunner.scenario.loader import load_document
+    from chaosrunner.scenario.models import Scenario
+
+    results: list[dict[str, Any]] = []
+    for path in _expand(paths):
+        try:
+            document = load_document(path)
+        except ScenarioError as error:
+            results.append({"file": str(path), "valid": False, "problems": [str(p) for p in error.problems]})
+            if not as_json:
+                click.echo(error.show(), err=True)
+            continue
+        if isinstance(document, Scenario):
+            kind, title = "scenario", document.metadata.title
+        else:
+            kind, title = "abort condition", document.name
+        results.append({"file": str(path), "valid": True, "kind": kind, "title": title})
+        if not as_json:
+            click.echo(f"ok  {path}  ({kind}: {title})")
+    invalid = sum(1 for result in results if not result["valid"])
+    if as_json:
+        echo_json(results)
+    else:
+        click.echo(f"{len(results) - invalid} valid, {invalid} invalid", err=bool(invalid))
+    if not results:
+        raise click.UsageError("no .yaml or .yml files found in the given folders")
+    if invalid:
+        raise SystemExit(2)
+
+
+@click.command()
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--allow-production", is_flag=True, help="Plan as if production targets were allowed.")
+def plan(scenario: Path, as_json: bool, allow_production: bool) -> None:
+    """Dry run: settings, fault timeline, abort conditions and offline safety checks.
+
+    Touches nothing. Exit code 2 when a safety check refuses the scenario.
+    """
+    from chaosrunner.engine.plan import plan_offline
+    from chaosrunner.scenario.loader import load_scenario
+
+    result = plan_offline(load_scenario(scenario), str(scenario), allow_production=allow_production)
+    if as_json:
+        echo_json(result.model_dump(mode="json"))
+    else:
+        _print_plan(result)
+    if result.refused:
+        raise SystemExit(2)
+
+
+def _print_plan(result: Any) -> None:
+    click.echo(f"Plan for {result.title!r} ({result.source}) - dry run, nothing is touched\n")
+    click.echo("Settings")
+    settings = {key: value for key, value in result.settings.items() if key != "target"}
+    echo_table([(key, str(value)) for key, value in settings.items()])
+    echo_table([(f"target.{key}", str(value)) for key, value in result.settings["target"].items()])
+    click.echo("\nFault timeline")
+    for window in result.faults:
+        click.echo(f"  {window.start:>6} -> {window.end:<8} {window.name}  [{window.kind}]")
+        click.echo(f"{'':19}blast radius: {window.blast_radius}")
+        if window.selector:
+            click.echo(f"{'':19}selector: {_inline(window.selector)}")
+        if window.params:
+            click.echo(f"{'':19}params: {_inline(window.params)}")
+    click.echo("\nAbort conditions (any one holding aborts the run and reverts every fault)")
+    if not result.abort_conditions:
+        click.echo("  none")
+    for condition in result.abort_conditions:
+        source = "" if condition["origin"] == "inline" else f"  (from {condition['origin']})"
+        click.echo(
+            f"  {condition['name']}: {condition['comparator']} {condition['threshold']:g} "
+            f"for {condition['for']}{source}"
+        )
+        click.echo(f"      {condition['expr']}")
+    if result.steady_state:
+        click.echo("\nSteady state")
+        for check in result.steady_state:
+            click.echo(f"  {check['name']}: {check['expr']} {check['comparator']} {check['threshold']:g}")
+    click.echo("\nSafety checks")
+    echo_table([(check.status.value.upper().ljust(4), check.name, check.detail) for check in result.checks])
+    if result.refused:
+        click.echo("\nRefused: fix the FAIL checks above before running.")
+
+
+def _inline(values: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in values.items() if value not in (None, [], {}))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+def faults(as_json: bool) -> None:
+    """The fault catalog: every kind with its params, types, defaults and docs."""
+    from chaosrunner.faults.catalog import catalog
+
+    kinds = catalog()
+    if as_json:
+        echo_json([kind.model_dump(mode="json") for kind in kinds])
+        return
+    for entry in kinds:
+        click.echo(f"{entry.kind}\n  {entry.summary}")
+        for title, fields in (("selector", entry.selector), ("params", entry.params)):
+            if fields is None:
+                continue
+            click.echo(f"  {title}:" + ("" if fields else " none"))
+            echo_table(
+                [
+                    (
+                        field.name,
+                        field.type,
+                        "required" if field.required else f"default {field.default!r}",
+                        field.description,
+                    )
+                    for field in fields
+                ],
+                indent=4,
+            )
+        click.echo()
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (for editor completion)."""
+    from chaosrunner.scenario.schema import scenario_json_schema
+
+    echo_json(scenario_json_schema())

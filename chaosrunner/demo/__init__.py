@@ -1,0 +1,1 @@
+"""The embedded sandbox behind `make demo`: a checkout service and its monitoring."""

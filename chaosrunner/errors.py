@@ -1,0 +1,111 @@
+"""Every exception chaosrunner raises on purpose, in one place.
+
+The tree::
+
+    ChaosrunnerError                 anything we raise deliberately
+    ├── UserError                    exit 2: the input is wrong; fix it and retry
+    │   ├── ScenarioError            a scenario/library/schedule file is invalid;
+    │   │                            carries one Problem per mistake, each with
+    │   │                            file:line:column and the field path
+    │   └── UsageError               a command was called with impossible arguments
+    ├── EnvironmentProblem           exit 3: something we need is not there
+    │   └── ServiceUnreachable       a service (Prometheus, dockerd, PostgreSQL,
+    │                                the Kubernetes API …) did not answer
+    ├── RunFailed                    exit 1: the experiment ran and did not hold
+    │   └── RunAborted               an abort condition, the kill switch, a signal
+    └── FaultError                   a backend could not plan, inject or revert
+        ├── PlanRefused              a safety rule refused the plan (exit 2: the
+        │                            scenario asks for something it may not have)
+        └── RegistrationError        a fault plug-in is malformed (names the plug-in)
+
+Third-party exceptions never cross a layer: each adapter maps its library's
+errors at the boundary (``raise ServiceUnreachable(...) from exc``), so callers
+only ever handle this tree. The CLI catches ``ChaosrunnerError`` once, prints
+``show()`` on stderr and exits with ``exit_code`` - never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ChaosrunnerError(Exception):
+    """Base of every deliberate error; carries the process exit code."""
+
+    exit_code = 1
+
+    def show(self) -> str:
+        """The text a person reads on stderr."""
+        return f"error: {self}"
+
+
+class UserError(ChaosrunnerError):
+    """The input is wrong: a file, an argument, a reference to something absent."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in one file, located precisely enough to jump to it."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ScenarioError(UserError):
+    """A document failed validation; ``problems`` lists every mistake found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(problem) for problem in problems))
+
+    def show(self) -> str:
+        return "\n".join(f"error: {problem}" for problem in self.problems)
+
+
+class UsageError(UserError):
+    """A command was called with arguments that cannot work together."""
+
+
+class EnvironmentProblem(ChaosrunnerError):
+    """Something the run needs is missing from the machine or the network."""
+
+    exit_code = 3
+
+
+class ServiceUnreachable(EnvironmentProblem):
+    """A service did not answer; the message names it and its address."""
+
+
+class RunFailed(ChaosrunnerError):
+    """The experiment ran, but the hypothesis did not hold."""
+
+    exit_code = 1
+
+
+class RunAborted(RunFailed):
+    """The run was stopped early; the message names the cause."""
+
+
+class FaultError(ChaosrunnerError):
+    """A fault backend failed to plan, inject, check or revert."""
+
+
+class PlanRefused(FaultError):
+    """A safety rule refused a plan before anything was touched."""
+
+    exit_code = 2
+
+
+class RegistrationError(FaultError):
+    """A fault plug-in is malformed; the message names the plug-in."""
+
+    exit_code = 2

@@ -1,0 +1,1 @@
+"""Gameday: responder events, time to detect/mitigate/recover, and scoring."""

@@ -1,0 +1,1 @@
+"""The debrief report: pure rendering from the journal to HTML, Markdown and JSON."""

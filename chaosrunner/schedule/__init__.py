@@ -1,0 +1,1 @@
+"""Scheduled chaos: schedule files, the daemon and Kubernetes CronJob export."""

@@ -1,0 +1,26 @@
+"""Shared test set-up: tiers by folder (unit, integration, e2e).
+
+A test's tier comes from where it lives, so no test can forget its marker:
+``pytest -m unit`` runs the fast tier alone; ``make test`` runs all three.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = Path(str(item.fspath)).relative_to(TESTS).parts[0]
+        if tier in ("unit", "integration", "e2e"):
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
