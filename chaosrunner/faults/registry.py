@@ -2,7 +2,9 @@
 
 Built-in backends register themselves when their module is imported; the
 registry imports them lazily, the first time someone asks for a kind, so the
-CLI's start-up pays nothing for backends it does not use. Backend modules keep
+CLI's start-up pays nothing for backends it does not use. Every module or
+package inside ``chaosrunner.faults`` other than the infrastructure modules
+below is a backend: adding a backend is adding a module, nothing to list. Backend modules keep
 their third-party clients (docker, kubernetes, psycopg) out of module scope for
 the same reason: importing a backend to read its params must stay cheap.
 
@@ -24,16 +26,30 @@ from chaosrunner.faults.base import Fault, FaultParams, FaultSelector
 
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9]*(\.[a-z0-9][a-z0-9-]*)+$")
 
-BUILTIN_MODULES = ("chaosrunner.faults.inprocess",)
-"""Modules whose import registers the built-in kinds."""
+INFRASTRUCTURE_MODULES = frozenset({"base", "registry", "catalog", "connections", "holder"})
+"""Modules of chaosrunner.faults that define no fault kinds."""
+
+
+def builtin_backend_modules() -> tuple[str, ...]:
+    """The backend modules shipped in chaosrunner.faults, found on disk."""
+    import pkgutil
+
+    import chaosrunner.faults as package
+
+    return tuple(
+        f"{package.__name__}.{module.name}"
+        for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda module: module.name)
+        if module.name not in INFRASTRUCTURE_MODULES and not module.name.startswith("_")
+    )
+
 
 FaultClass = TypeVar("FaultClass", bound=type[Fault])
 
 
 class FaultRegistry:
-    def __init__(self, builtin_modules: tuple[str, ...] = ()) -> None:
+    def __init__(self, discover: bool = False) -> None:
         self._kinds: dict[str, type[Fault]] = {}
-        self._pending_modules = list(builtin_modules)
+        self._discover = discover
 
     def register(self, fault_class: FaultClass) -> FaultClass:
         """Add a fault kind; usable as a class decorator."""
@@ -53,8 +69,10 @@ class FaultRegistry:
         return (self._kinds[kind] for kind in self.kinds())
 
     def _load_builtins(self) -> None:
-        while self._pending_modules:
-            importlib.import_module(self._pending_modules.pop(0))
+        if self._discover:
+            self._discover = False
+            for module in builtin_backend_modules():
+                importlib.import_module(module)
 
     def _validate(self, fault_class: type) -> None:
         name = getattr(fault_class, "__qualname__", repr(fault_class))
@@ -82,7 +100,7 @@ class FaultRegistry:
             raise RegistrationError(f"fault plug-in {name} ({kind}): does not implement {missing}")
 
 
-registry = FaultRegistry(BUILTIN_MODULES)
+registry = FaultRegistry(discover=True)
 """The process-wide catalog every layer looks kinds up in."""
 
 register = registry.register

@@ -1,0 +1,180 @@
+"""Holder processes: the dead-man's switch for faults that need a live process.
+
+Some faults only exist while a process keeps them: open PostgreSQL
+connections, a proxy adding latency, a watchdog that will SIGCONT a paused
+process. Running that inside chaosrunner would tie the fault's life to ours -
+if we die, it leaks (Litmus' and Pumba's failure mode) or vanishes mid-run.
+So such a fault runs in a *holder*: a detached process (own session, so a
+Ctrl-C in the terminal does not reach it) that
+
+- keeps the fault in place until its own deadline (duration plus grace) and
+  then ends it by itself, whatever happened to chaosrunner;
+- ends it early, cleanly, on SIGTERM (that is what ``revert`` sends);
+- says ``ready`` on a pipe once the fault is really in place, so ``inject``
+  returns only when the side effect exists.
+
+A holder is identified by pid *and* its start time, so a recycled pid is
+never mistaken for it. The record is plain JSON and works from any process,
+which is what ``chaosrunner recover`` needs after a ``kill -9``.
+
+A backend provides ``hold(spec, session)`` in a module and calls
+``spawn(module, spec, ...)``; ``python -m chaosrunner.faults.holder`` is the
+process entry point. Secrets never travel in ``spec`` (it is on the command
+line): a holder reads them from the environment it inherits.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from chaosrunner.errors import FaultError
+from chaosrunner.statedir import state_dir
+
+READY = b"ready\n"
+
+
+@dataclass(frozen=True)
+class HolderRecord:
+    pid: int
+    start_ticks: int
+    deadline: float
+    label: str
+    log: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HolderRecord:
+        return cls(**{key: data[key] for key in ("pid", "start_ticks", "deadline", "label", "log")})
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot, or None if it is gone."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def is_alive(record: HolderRecord) -> bool:
+    fields = _stat_fields(record.pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return False
+    return int(fields[19]) == record.start_ticks
+
+
+def holder_log_dir() -> Path:
+    folder = state_dir() / "holders"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def spawn(
+    module: str, spec: dict[str, Any], *, deadline: float, label: str, ready_timeout: float = 30.0
+) -> HolderRecord:
+    """Start a holder running ``module.hold(spec, session)``; return once it is ready."""
+    log_path = holder_log_dir() / f"{label}.log"
+    payload = json.dumps({"module": module, "spec": spec, "deadline": deadline, "label": label})
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chaosrunner.faults.holder", payload],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+    _REAPABLE[process.pid] = process
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], ready_timeout)
+    line = process.stdout.readline() if ready else b""
+    process.stdout.close()
+    if line != READY:
+        process.kill()
+        process.wait()
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+        why = "did not become ready in time" if not ready else "exited before it was ready"
+        raise FaultError(f"holder {label} {why}: " + (" | ".join(tail) or "no output"))
+    start_ticks = process_start_ticks(process.pid)
+    if start_ticks is None:
+        raise FaultError(f"holder {label} vanished right after becoming ready")
+    return HolderRecord(process.pid, start_ticks, deadline, label, str(log_path))
+
+
+_REAPABLE: dict[int, subprocess.Popen[bytes]] = {}
+"""Holders started by this process: reaped by us, so they do not linger as zombies."""
+
+
+def stop(record: HolderRecord, timeout: float = 10.0) -> None:
+    """End a holder early (it reverts its fault on SIGTERM). Idempotent."""
+    if is_alive(record):
+        os.kill(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while is_alive(record) and time.monotonic() < deadline:
+        _reap(record.pid)
+        time.sleep(0.02)
+    if is_alive(record):
+        os.kill(record.pid, signal.SIGKILL)
+        while is_alive(record):
+            _reap(record.pid)
+            time.sleep(0.02)
+    _reap(record.pid)
+
+
+def _reap(pid: int) -> None:
+    process = _REAPABLE.get(pid)
+    if process is not None and process.poll() is not None:
+        del _REAPABLE[pid]
+
+
+class HolderSession:
+    """What a backend's ``hold`` sees: its deadline, a ready signal and a stop signal."""
+
+    def __init__(self, deadline: float, label: str) -> None:
+        self.deadline = deadline
+        self.label = label
+        self.stopping = threading.Event()
+
+    def ready(self) -> None:
+        """Tell the injecting process the fault is in place."""
+        os.write(1, READY)
+        os.close(1)
+
+    def wait(self) -> None:
+        """Block until SIGTERM (revert) or the deadline (dead-man's switch)."""
+        self.stopping.wait(max(0.0, self.deadline - time.time()))
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.time())
+
+
+def _main(payload: str) -> None:
+    request = json.loads(payload)
+    session = HolderSession(request["deadline"], request["label"])
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda *_: session.stopping.set())
+    hold = importlib.import_module(request["module"]).hold
+    hold(request["spec"], session)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1])
