@@ -69,7 +69,7 @@ def test_a_recycled_pid_is_not_mistaken_for_the_holder() -> None:
 
 
 def test_a_holder_that_fails_reports_its_output(tmp_path: Path) -> None:
-    with pytest.raises(FaultError, match="exited before it was ready.*asked to fail"):
+    with pytest.raises(FaultError, match=r"exited before it was ready.*asked to fail"):
         spawn(
             "tests.unit.sample_holder",
             {"marker": str(tmp_path / "m"), "fail": True},
