@@ -7,10 +7,14 @@ The tree::
     │   ├── ScenarioError            a scenario/library/schedule file is invalid;
     │   │                            carries one Problem per mistake, each with
     │   │                            file:line:column and the field path
-    │   └── UsageError               a command was called with impossible arguments
+    │   ├── UsageError               a command was called with impossible arguments
+    │   ├── UnknownRun               no run with that id in the state folder
+    │   └── QueryRejected            Prometheus refused a PromQL expression
     ├── EnvironmentProblem           exit 3: something we need is not there
-    │   └── ServiceUnreachable       a service (Prometheus, dockerd, PostgreSQL,
-    │                                the Kubernetes API …) did not answer
+    │   ├── ServiceUnreachable       a service (Prometheus, dockerd, PostgreSQL,
+    │   │                            the Kubernetes API …) did not answer
+    │   ├── KillSwitchEngaged        `chaosrunner abort --all` is in force
+    │   └── SteadyStateNotMet        the system was unhealthy before we touched it
     ├── RunFailed                    exit 1: the experiment ran and did not hold
     │   └── RunAborted               an abort condition, the kill switch, a signal
     └── FaultError                   a backend could not plan, inject or revert
@@ -75,6 +79,10 @@ class UsageError(UserError):
     """A command was called with arguments that cannot work together."""
 
 
+class UnknownRun(UserError):
+    """A run id that no journal in the state folder has."""
+
+
 class EnvironmentProblem(ChaosrunnerError):
     """Something the run needs is missing from the machine or the network."""
 
@@ -83,6 +91,18 @@ class EnvironmentProblem(ChaosrunnerError):
 
 class ServiceUnreachable(EnvironmentProblem):
     """A service did not answer; the message names it and its address."""
+
+
+class KillSwitchEngaged(EnvironmentProblem):
+    """The global kill switch is engaged; no run may start until it is released."""
+
+
+class SteadyStateNotMet(EnvironmentProblem):
+    """Preflight found the system unhealthy: we refuse to make it worse."""
+
+
+class QueryRejected(UserError):
+    """Prometheus rejected an expression from the scenario (bad PromQL)."""
 
 
 class RunFailed(ChaosrunnerError):

@@ -12,13 +12,15 @@ scope (no pydantic, docker, kubernetes, psycopg or matplotlib), so
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from chaosrunner import __version__
-from chaosrunner.cli import scenario_commands
+from chaosrunner.cli import run_commands, scenario_commands
 from chaosrunner.errors import ChaosrunnerError
 
 
@@ -35,15 +37,24 @@ class ChaosrunnerGroup(click.Group):
 
 @click.group(cls=ChaosrunnerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="chaosrunner")
-def cli() -> None:
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="CHAOSRUNNER_STATE_DIR",
+    help="Where run journals and the kill switch live [default: ~/.local/state/chaosrunner].",
+)
+def cli(state_dir: Path | None) -> None:
     """Gameday and chaos-engineering orchestrator.
 
     Injects real faults under Prometheus abort conditions, times how long the
     team takes to detect and mitigate, always reverts, and scores the response.
     """
+    if state_dir is not None:  # every process of a run (holders, recover) must agree on it
+        os.environ["CHAOSRUNNER_STATE_DIR"] = str(state_dir)
 
 
 scenario_commands.register(cli)
+run_commands.register(cli)
 
 
 def main() -> None:

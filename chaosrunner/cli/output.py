@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -12,7 +13,7 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
 
 
-def echo_table(rows: list[tuple[str, ...]], indent: int = 2) -> None:
+def echo_table(rows: Sequence[tuple[str, ...]], indent: int = 2) -> None:
     """Left-aligned columns; plain text so it pipes and diffs cleanly."""
     if not rows:
         return

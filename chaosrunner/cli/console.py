@@ -1,0 +1,151 @@
+"""The live console: what a facilitator watches while a run is live.
+
+On a terminal it is a rich live panel - phase, elapsed time, every abort
+condition's current value against its threshold, the faults and their state,
+and the latest events. When output is not a terminal (CI logs, a pipe, the
+scheduler) it prints one plain line per event instead, which greps well.
+Either way it only *reads*: the runner's journaled events and its RunView.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import click
+
+from chaosrunner.durations import format_duration
+
+QUIET_EVENTS = {"phase"}
+
+
+def describe_event(event: dict[str, Any]) -> str | None:
+    """One human line per journal event (None for events not worth a line)."""
+    kind = event["type"]
+    fault = event.get("fault", "")
+    lines = {
+        "run_started": lambda: (
+            f"run {event['run_id']} started: {event['scenario_title']} ({event['mode']} mode)"
+        ),
+        "phase": lambda: f"phase: {event['phase']}",
+        "check": lambda: f"{'ok' if event['ok'] else 'FAILED'}: {event['name']} - {event['detail']}",
+        "fault_planned": lambda: (
+            f"planned {fault}: {event['summary'] or event['kind']}"
+            + f" -> {', '.join(t['name'] for t in event['targets'])}"
+        ),
+        "fault_injecting": lambda: f"injecting {fault} ({event['kind']})",
+        "fault_injected": lambda: f"injected {fault}",
+        "fault_inject_failed": lambda: f"INJECT FAILED {fault}: {event['error']}",
+        "fault_reverting": lambda: f"reverting {fault}",
+        "fault_reverted": lambda: (
+            f"reverted {fault}" + (" (by recover)" if event.get("by") == "recover" else "")
+        ),
+        "fault_revert_failed": lambda: f"REVERT FAILED {fault}: {event['error']}",
+        "condition": lambda: (
+            f"abort condition {event['name']}: {event['state']} "
+            f"(value {_number(event['value'])} {event['comparator']} {event['threshold']:g})"
+        ),
+        "prometheus": lambda: (
+            f"Prometheus {event['state']}" + (f": {event['error']}" if event.get("error") else "")
+        ),
+        "abort": lambda: f"ABORT ({event['cause']}): {event['detail']}",
+        "signal_ignored": lambda: f"{event['signal']} ignored: {event['detail']}",
+        "run_finished": lambda: f"run finished: {event['status']} - {event['detail']}",
+    }
+    render = lines.get(kind)
+    return (
+        render()
+        if render
+        else f"{kind}: "
+        + ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("type", "time", "offset"))
+    )
+
+
+def _number(value: Any) -> str:
+    return "no data" if value is None else f"{value:.4g}"
+
+
+class PlainConsole:
+    """One line per event on stdout: for pipes, logs and CI."""
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        line = describe_event(event)
+        if line is not None:
+            click.echo(f"[{event['offset']:8.2f}s] {line}")
+
+    def close(self) -> None:
+        return None
+
+
+class LiveConsole:
+    """A rich live panel refreshed a few times a second, fed by the runner's events."""
+
+    def __init__(self, runner: Any) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.runner = runner
+        self.events: deque[str] = deque(maxlen=12)
+        self.console = Console()
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+        self._stop = threading.Event()
+        self.live.start()
+        self._thread = threading.Thread(target=self._refresh, name="console", daemon=True)
+        self._thread.start()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        line = describe_event(event)
+        if line is not None and event["type"] not in QUIET_EVENTS:
+            self.events.append(f"{event['offset']:7.2f}s  {line}")
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(0.25):
+            self.live.update(self._render())
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+
+        view = self.runner.view
+        if view is None:
+            return Panel("starting...")
+        elapsed = format_duration(round(time.monotonic() - view.started))
+        header = (
+            f"[bold]{view.title}[/]  run {view.run_id}  phase [bold cyan]{view.phase}[/]  elapsed {elapsed}"
+        )
+        conditions = Table(title="abort conditions", expand=True, title_justify="left")
+        for column in ("condition", "value", "threshold", "state"):
+            conditions.add_column(column)
+        for condition in self.runner.scenario.abort_conditions:
+            status = view.conditions.get(condition.name)
+            value = _number(status.value) if status else "-"
+            state = status.state.value if status else "waiting"
+            style = {"firing": "bold red", "pending": "yellow", "ok": "green"}.get(state, "dim")
+            conditions.add_row(
+                condition.name,
+                value,
+                f"{condition.comparator.value} {condition.threshold:g}",
+                f"[{style}]{state}[/]",
+            )
+        faults = Table(title="faults", expand=True, title_justify="left")
+        for column in ("fault", "kind", "state"):
+            faults.add_column(column)
+        for fault in self.runner.faults:
+            faults.add_row(fault.name, fault.spec.kind, fault.state.value)
+        return Panel(Group(header, conditions, faults, "\n".join(self.events)), title="chaosrunner")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+        self.live.update(self._render())
+        self.live.stop()
+
+
+def make_console(runner: Any, force_plain: bool = False) -> PlainConsole | LiveConsole:
+    if force_plain or not sys.stdout.isatty():
+        return PlainConsole()
+    return LiveConsole(runner)

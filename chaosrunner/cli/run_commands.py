@@ -1,0 +1,145 @@
+"""Commands that run experiments and look after them: run, runs, recover, abort."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chaosrunner.cli.output import echo_json, echo_table
+
+
+def register(group: click.Group) -> None:
+    for command in (run, runs, recover, abort):
+        group.add_command(command)
+
+
+@click.command()
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mode", type=click.Choice(["automated", "gameday"]), help="Override the scenario's mode.")
+@click.option("--allow-production", is_flag=True, help="Allow a target marked production.")
+@click.option("--plain", is_flag=True, help="Plain event lines even on a terminal.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON at the end.")
+def run(scenario: Path, mode: str | None, allow_production: bool, plain: bool, as_json: bool) -> None:
+    """Run a scenario: inject, watch abort conditions, always revert.
+
+    Exit code 0 when the hypothesis held, 1 when the run aborted or the system
+    deviated, 2 for bad input, 3 when a service could not be reached.
+    """
+    from chaosrunner.cli.console import make_console
+    from chaosrunner.engine.runner import Runner, RunOptions
+    from chaosrunner.observe.prometheus import PrometheusHTTP
+    from chaosrunner.observe.pushgateway import ChaosWindowPublisher
+    from chaosrunner.scenario.loader import load_scenario
+    from chaosrunner.scenario.models import Mode
+
+    document = load_scenario(scenario)
+    target = document.target
+    metrics = PrometheusHTTP(target.prometheus) if target.prometheus else None
+    options = RunOptions(allow_production=allow_production, mode=Mode(mode) if mode else None)
+    runner = Runner(document, str(scenario), metrics, options)
+    console = make_console(runner, force_plain=plain or as_json)
+    listeners: list[Any] = [] if as_json else [console]
+    publisher = (
+        ChaosWindowPublisher(target.pushgateway, document.metadata.title) if target.pushgateway else None
+    )
+    if publisher is not None:
+        listeners.append(publisher)
+    runner.listeners.extend(listeners)
+    try:
+        result = runner.run()
+    finally:
+        console.close()
+        if publisher is not None:
+            publisher.close()
+    if as_json:
+        echo_json(
+            {
+                "run_id": result.run_id,
+                "status": result.status.value,
+                "detail": result.detail,
+                "exit_code": result.exit_code,
+                "journal": str(result.journal_path),
+            }
+        )
+    else:
+        click.echo(f"\n{result.status.value}: {result.detail}")
+        click.echo(f"journal: {result.journal_path}")
+    raise SystemExit(result.exit_code)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def runs(as_json: bool) -> None:
+    """List runs in the state folder with their status."""
+    from chaosrunner.engine.runs import list_runs
+
+    summaries = list_runs()
+    if as_json:
+        echo_json([summary.__dict__ for summary in summaries])
+        return
+    if not summaries:
+        click.echo("no runs yet")
+        return
+    rows = [("RUN", "STATUS", "STARTED", "SCENARIO", "DETAIL")]
+    for summary in summaries:
+        status = summary.status + (f" ({summary.unreverted} unreverted)" if summary.unreverted else "")
+        rows.append((summary.run_id, status, summary.started[:19], summary.title, summary.detail))
+    echo_table(rows, indent=0)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def recover(as_json: bool) -> None:
+    """Revert faults left behind by runs whose process died. Never touches a live run."""
+    from chaosrunner.engine.recovery import recover_all
+
+    outcomes = recover_all()
+    if as_json:
+        echo_json([outcome.__dict__ for outcome in outcomes])
+    elif not outcomes:
+        click.echo("nothing to recover: no dead run left a fault behind")
+    for outcome in outcomes if not as_json else []:
+        for fault in outcome.reverted:
+            click.echo(f"{outcome.run_id}: reverted {fault}")
+        for fault, error in outcome.failed.items():
+            click.echo(f"{outcome.run_id}: FAILED to revert {fault}: {error}", err=True)
+    if any(outcome.failed for outcome in outcomes):
+        raise SystemExit(1)
+
+
+@click.command()
+@click.argument("run_id", required=False)
+@click.option(
+    "--all", "all_runs", is_flag=True, help="Engage the global kill switch: every run stops and reverts."
+)
+@click.option("--release", is_flag=True, help="Release the global kill switch.")
+@click.option("--reason", default="", help="Why (recorded in the journal).")
+def abort(run_id: str | None, all_runs: bool, release: bool, reason: str) -> None:
+    """Stop one run (RUN_ID), or every run on this machine (--all)."""
+    from chaosrunner.engine import killswitch
+    from chaosrunner.engine.rundir import RunDir
+
+    if sum(bool(choice) for choice in (run_id, all_runs, release)) != 1:
+        raise click.UsageError("give exactly one of RUN_ID, --all or --release")
+    if release:
+        released = killswitch.release()
+        click.echo("kill switch released" if released else "the kill switch was not engaged")
+        return
+    if all_runs:
+        killswitch.engage(reason)
+        click.echo(
+            "kill switch engaged: live runs revert within one check interval; "
+            "new runs refuse to start until `chaosrunner abort --release`"
+        )
+        return
+    assert run_id is not None
+    target = RunDir.find(run_id)
+    if not target.is_live():
+        click.echo(
+            f"run {run_id} is not live (see `chaosrunner runs`; `chaosrunner recover` reverts dead runs)"
+        )
+        raise SystemExit(1)
+    target.request_abort(f"aborted by operator{': ' + reason if reason else ''}")
+    click.echo(f"abort requested: run {run_id} reverts within one check interval")

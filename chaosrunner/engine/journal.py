@@ -1,0 +1,135 @@
+"""The run journal: one append-only JSON-lines file per run, the single source of truth.
+
+Everything that matters about a run is written here *before* it is acted on
+or shown: the console, ``chaosrunner recover``, the scorer and the report all
+read this file, and nothing important lives only in memory. Each event is one
+line, written with a single ``write`` under an exclusive ``flock`` (so
+``chaosrunner mark`` from another terminal can append safely), flushed and
+``fsync``'d before ``append`` returns. A ``kill -9`` can at worst leave a
+partial last line, which readers skip.
+
+Schema (``version`` 1). Every line is an object with
+
+``type``
+    the event type (below);
+``time``
+    UTC wall-clock time, ISO 8601 with microseconds and ``Z``;
+``offset``
+    seconds since the run started, from the system-wide monotonic clock (so
+    other processes on the machine compute it the same way);
+
+plus the type's own fields:
+
+=====================  =======================================================
+run_started            run_id, version, scenario_title, scenario_file, scenario
+                       (the validated document), mode, pid, pid_start_ticks,
+                       host, monotonic_start
+phase                  phase: planning | preflight | injecting | reverting |
+                       verifying | finished
+check                  name, ok, detail (preflight and verification checks)
+fault_planned          fault, kind, targets [{id, name}], summary, revert_record
+fault_injecting        fault, kind, revert_record - written BEFORE the side effect
+fault_injected         fault, kind, revert_record (complete)
+fault_inject_failed    fault, kind, error
+fault_reverting        fault, kind
+fault_reverted         fault, kind, attempts, by ("runner" or "recover")
+fault_revert_failed    fault, kind, error, attempts
+condition              name, state (ok | pending | firing | no_data), value,
+                       threshold, comparator - written when the state changes
+prometheus             state (unreachable | recovered), error
+abort                  cause (condition | kill_switch | operator | signal |
+                       max_duration | prometheus_unreachable | fault_error),
+                       detail
+run_finished           status (completed | aborted | deviated | failed |
+                       refused), exit_code, detail
+=====================  =======================================================
+
+Unknown event types are kept (as ``JournalEvent``) so older readers survive
+newer journals.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+JOURNAL_VERSION = 1
+FILE_NAME = "journal.jsonl"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class JournalEvent(dict[str, Any]):
+    """One journal line. A dict (it is JSON) with typed accessors for the envelope."""
+
+    @property
+    def type(self) -> str:
+        return str(self["type"])
+
+    @property
+    def time(self) -> datetime:
+        return parse_time(self["time"])
+
+    @property
+    def offset(self) -> float:
+        return float(self["offset"])
+
+
+class Journal:
+    """Appends events to one run's journal file; safe across threads and processes."""
+
+    def __init__(self, path: Path, monotonic_start: float | None = None) -> None:
+        self.path = path
+        self.monotonic_start = monotonic_start if monotonic_start is not None else time.monotonic()
+
+    @classmethod
+    def open_existing(cls, path: Path) -> Journal:
+        """A journal to append to from another process (``mark``, ``recover``)."""
+        first = next(read_events(path), None)
+        start = float(first["monotonic_start"]) if first and first.type == "run_started" else None
+        return cls(path, start)
+
+    def append(self, event_type: str, **fields: Any) -> JournalEvent:
+        event = JournalEvent(
+            type=event_type,
+            time=utc_now(),
+            offset=round(time.monotonic() - self.monotonic_start, 6),
+            **fields,
+        )
+        line = (json.dumps(event, default=str, separators=(",", ":")) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # closing releases the flock
+        return event
+
+
+def read_events(path: Path) -> Iterator[JournalEvent]:
+    """Every complete event in order; a torn last line (kill -9 mid-write) is skipped."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                return
+            try:
+                yield JournalEvent(json.loads(raw))
+            except (ValueError, UnicodeDecodeError):
+                continue

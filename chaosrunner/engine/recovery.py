@@ -1,0 +1,96 @@
+"""``chaosrunner recover``: revert what dead runs left behind.
+
+A run is dead when nobody holds its lock (see engine.rundir). Its journal says
+which faults were injecting or injected and never reverted, with their revert
+records (written before each side effect). Recovery replays those records
+through the same idempotent ``revert`` the runner uses, journals what it did,
+and marks the run finished. A live run is never touched, so recover is safe to
+run at any time, from cron or by hand, as often as you like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chaosrunner.engine.injection import retry_revert
+from chaosrunner.engine.journal import JournalEvent
+from chaosrunner.engine.rundir import RunDir, all_runs
+from chaosrunner.faults.registry import registry
+
+
+@dataclass
+class Leftover:
+    fault: str
+    kind: str
+    revert_record: dict
+
+
+@dataclass
+class RecoveryOutcome:
+    run_id: str
+    reverted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def leftovers(events: list[JournalEvent]) -> list[Leftover]:
+    """Faults whose last word in the journal is not 'reverted'."""
+    open_faults: dict[str, Leftover] = {}
+    for event in events:
+        name = str(event.get("fault"))
+        if event.type in ("fault_injecting", "fault_injected"):
+            open_faults[name] = Leftover(name, event["kind"], dict(event["revert_record"]))
+        elif event.type == "fault_reverted":
+            open_faults.pop(name, None)
+    return list(open_faults.values())
+
+
+def finished(events: list[JournalEvent]) -> bool:
+    return any(event.type == "run_finished" for event in events)
+
+
+def needs_recovery(run: RunDir) -> bool:
+    events = run.events()
+    return bool(leftovers(events)) and not run.is_live()
+
+
+def recover_run(run: RunDir) -> RecoveryOutcome:
+    outcome = RecoveryOutcome(run.run_id)
+    if run.is_live():
+        return outcome
+    events = run.events()
+    pending = leftovers(events)
+    if not pending and finished(events):
+        return outcome
+    journal = run.journal()
+    for leftover in pending:
+        fault_class = registry.get(leftover.kind)
+        if fault_class is None:
+            outcome.failed[leftover.fault] = f"fault kind {leftover.kind!r} is not installed here"
+            continue
+        journal.append("fault_reverting", fault=leftover.fault, kind=leftover.kind)
+        try:
+            attempts = retry_revert(fault_class(), leftover.revert_record)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            outcome.failed[leftover.fault] = error
+            journal.append(
+                "fault_revert_failed", fault=leftover.fault, kind=leftover.kind, error=error, attempts=0
+            )
+            continue
+        outcome.reverted.append(leftover.fault)
+        journal.append(
+            "fault_reverted", fault=leftover.fault, kind=leftover.kind, attempts=attempts, by="recover"
+        )
+    if not finished(events) and not outcome.failed:
+        journal.append(
+            "run_finished",
+            status="aborted",
+            exit_code=1,
+            detail="the runner died; chaosrunner recover reverted its faults",
+        )
+    return outcome
+
+
+def recover_all() -> list[RecoveryOutcome]:
+    """Recover every dead run that left faults behind; live runs are skipped."""
+    return [recover_run(run) for run in all_runs() if needs_recovery(run)]

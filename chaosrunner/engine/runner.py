@@ -1,0 +1,433 @@
+"""The runner: the state machine of one run, and the only place that decides what happens next.
+
+    plan -> preflight -> inject/observe -> revert -> verify -> finished
+
+Design choices that matter for safety:
+
+- Everything goes through ``emit``, which journals (fsync'd) first and only
+  then tells listeners (console, Pushgateway). A crash after any step leaves
+  a journal that ``chaosrunner recover`` can act on.
+- The abort monitor runs in its own thread from preflight to the end of
+  reverts; an abort sets ``_stop`` and the main loop, which only ever waits on
+  that event, starts reverting at once - even while an inject is still
+  running in its own thread (see engine.injection).
+- Reverts happen in one ``finally`` that every exit path goes through:
+  completion, abort, Ctrl-C, SIGTERM, SIGHUP, an exception. Signals only set
+  the stop event (no KeyboardInterrupt in the middle of a revert), and a second
+  Ctrl-C is reported, not obeyed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from chaosrunner.engine import killswitch
+from chaosrunner.engine.conditions import ConditionStatus, all_hold, representative_value
+from chaosrunner.engine.injection import ActiveFault
+from chaosrunner.engine.journal import JOURNAL_VERSION, Journal, JournalEvent
+from chaosrunner.engine.monitor import AbortMonitor
+from chaosrunner.engine.plan import plan_offline, unreachable_grace
+from chaosrunner.engine.rundir import RunDir
+from chaosrunner.errors import ChaosrunnerError, PlanRefused, ServiceUnreachable, SteadyStateNotMet
+from chaosrunner.faults.base import FaultRequest
+from chaosrunner.faults.holder import process_start_ticks
+from chaosrunner.observe.metrics import MetricsSource
+from chaosrunner.scenario.models import Mode, Scenario
+
+Listener = Callable[[JournalEvent], None]
+INJECT_WAIT_AFTER_ABORT = 30.0
+"""How long reverting waits for an inject still in flight before giving up on it."""
+
+
+class RunStatus(StrEnum):
+    COMPLETED = "completed"  # the hypothesis held
+    ABORTED = "aborted"
+    DEVIATED = "deviated"  # ran to the end, but the system did not come back
+    FAILED = "failed"  # a revert failed: faults may be left in place
+    REFUSED = "refused"  # nothing was touched
+
+
+EXIT_CODES = {
+    RunStatus.COMPLETED: 0,
+    RunStatus.ABORTED: 1,
+    RunStatus.DEVIATED: 1,
+    RunStatus.FAILED: 1,
+    RunStatus.REFUSED: 2,
+}
+
+
+@dataclass
+class RunOptions:
+    allow_production: bool = False
+    mode: Mode | None = None
+    handle_signals: bool = True
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: RunStatus
+    detail: str
+    exit_code: int
+    journal_path: Path
+
+
+@dataclass
+class _AbortState:
+    cause: str | None = None
+    detail: str = ""
+    at: float | None = None
+
+
+@dataclass
+class RunView:
+    """What a console shows at a glance; updated by the runner, read by listeners."""
+
+    run_id: str
+    title: str
+    phase: str = "starting"
+    started: float = field(default_factory=time.monotonic)
+    conditions: dict[str, ConditionStatus] = field(default_factory=dict)
+    faults: dict[str, str] = field(default_factory=dict)
+
+
+class Runner:
+    def __init__(
+        self,
+        scenario: Scenario,
+        source: str,
+        metrics: MetricsSource | None,
+        options: RunOptions | None = None,
+        listeners: list[Listener] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.source = source
+        self.metrics = metrics
+        self.options = options or RunOptions()
+        self.listeners = list(listeners or [])
+        self.mode = self.options.mode or scenario.gameday.mode
+        self._stop = threading.Event()
+        self._abort = _AbortState()
+        self._abort_lock = threading.Lock()
+        self._signals_seen = 0
+        self.run_dir: RunDir | None = None
+        self.journal: Journal | None = None
+        self.view: RunView | None = None
+        self.faults: list[ActiveFault] = []
+        self.monitor: AbortMonitor | None = None
+
+    # -- events ---------------------------------------------------------------------------
+
+    def emit(self, event_type: str, **fields: Any) -> JournalEvent:
+        assert self.journal is not None
+        event = self.journal.append(event_type, **fields)
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken display must never stop a revert
+                continue
+        return event
+
+    def request_abort(self, cause: str, detail: str) -> None:
+        with self._abort_lock:
+            if self._abort.cause is not None:
+                return
+            self._abort = _AbortState(cause, detail, time.monotonic())
+        self.emit("abort", cause=cause, detail=detail)
+        self._stop.set()
+
+    # -- the run --------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        killswitch.refuse_if_engaged()
+        offline = plan_offline(self.scenario, self.source, allow_production=self.options.allow_production)
+        refusals = [check.detail for check in offline.checks if check.status.value == "fail"]
+        if refusals:
+            raise PlanRefused("; ".join(refusals))
+
+        self.run_dir = RunDir.create()
+        self.run_dir.hold_lock()
+        self.journal = Journal(self.run_dir.journal_path)
+        self.view = RunView(self.run_dir.run_id, self.scenario.metadata.title)
+        self.emit(
+            "run_started",
+            run_id=self.run_dir.run_id,
+            version=JOURNAL_VERSION,
+            scenario_title=self.scenario.metadata.title,
+            scenario_file=self.source,
+            scenario=self.scenario.model_dump(mode="json", by_alias=True),
+            mode=self.mode.value,
+            pid=os.getpid(),
+            pid_start_ticks=process_start_ticks(os.getpid()),
+            host=socket.gethostname(),
+            monotonic_start=self.journal.monotonic_start,
+        )
+        try:
+            with self._signals():
+                status, detail = self._run_phases()
+        finally:
+            self.run_dir.release_lock()
+        return RunResult(self.run_dir.run_id, status, detail, EXIT_CODES[status], self.run_dir.journal_path)
+
+    def _phase(self, phase: str) -> None:
+        assert self.view is not None
+        self.view.phase = phase
+        self.emit("phase", phase=phase)
+
+    def _run_phases(self) -> tuple[RunStatus, str]:
+        status, detail = RunStatus.COMPLETED, "the hypothesis held"
+        try:
+            self._phase("planning")
+            self._plan_faults()
+            self._phase("preflight")
+            self._preflight()
+            self._start_monitor()
+            self._phase("injecting")
+            self._inject_and_observe()
+        except ChaosrunnerError as error:
+            touched = any(fault.state.value != "planned" for fault in self.faults)
+            if touched:  # an error after injecting began: it is an abort, and reverts run
+                self.request_abort("error", str(error))
+            reverted = self._finish_reverts()
+            status = RunStatus.ABORTED if touched else RunStatus.REFUSED
+            self._finish(status if reverted else RunStatus.FAILED, str(error), error)
+            raise
+        except BaseException as error:  # any other exit path still reverts everything
+            self.request_abort("error", f"{type(error).__name__}: {error}")
+            reverted = self._finish_reverts()
+            self._finish(RunStatus.ABORTED if reverted else RunStatus.FAILED, str(error), error)
+            raise
+        if not self._finish_reverts():
+            status, detail = RunStatus.FAILED, "a revert failed: run `chaosrunner recover`"
+        elif self._abort.cause is not None:
+            status, detail = RunStatus.ABORTED, f"aborted ({self._abort.cause}): {self._abort.detail}"
+        if status is not RunStatus.FAILED and self._abort.cause != "prometheus_unreachable":
+            self._phase("verifying")
+            recovered, why = self._verify_steady_state()
+            if not recovered and status is RunStatus.COMPLETED:
+                status, detail = RunStatus.DEVIATED, why
+        self._finish(status, detail)
+        return status, detail
+
+    def _finish(self, status: RunStatus, detail: str, error: BaseException | None = None) -> None:
+        if self.monitor is not None:
+            self.monitor.stop()
+        exit_code = error.exit_code if isinstance(error, ChaosrunnerError) else EXIT_CODES[status]
+        self._phase("finished")
+        self.emit("run_finished", status=status.value, exit_code=exit_code, detail=detail)
+
+    # -- phases ---------------------------------------------------------------------------
+
+    def _plan_faults(self) -> None:
+        assert self.run_dir is not None
+        for spec in self.scenario.faults:
+            request = FaultRequest(
+                run_id=self.run_dir.run_id,
+                name=spec.name,
+                params=spec.params,
+                selector=spec.selector,
+                blast_radius=spec.blast_radius,
+                connections=self.scenario.target,
+                duration=spec.duration,
+            )
+            active = ActiveFault(spec, request, self.emit)
+            self.faults.append(active)
+            active.make_plan()
+
+    def _query(self, expr: str) -> Any:
+        assert self.metrics is not None
+        return self.metrics.instant(expr, timeout=5.0)
+
+    def _preflight(self) -> None:
+        needs_prometheus = bool(
+            self.scenario.abort_conditions or self.scenario.steady_state or self.scenario.mitigation
+        )
+        if needs_prometheus and self.metrics is None:
+            raise ServiceUnreachable("this scenario needs Prometheus, but none is configured")
+        for check in self.scenario.steady_state:
+            sample = self._query(check.expr)
+            value, _ = representative_value(check, sample)
+            ok = all_hold(check, sample)
+            self.emit(
+                "check",
+                name=f"steady state {check.name}",
+                ok=ok,
+                detail=f"value {value} ({check.describe()})",
+            )
+            if not ok:
+                raise SteadyStateNotMet(
+                    f"steady state {check.name!r} does not hold before injecting "
+                    f"(value {value}, wanted {check.comparator.value} {check.threshold:g}): refusing to start"
+                )
+        for condition in self.scenario.abort_conditions:
+            value, holding = representative_value(condition, self._query(condition.expr))
+            self.emit(
+                "check", name=f"abort condition {condition.name}", ok=not holding, detail=f"value {value}"
+            )
+            if holding:
+                raise SteadyStateNotMet(
+                    f"abort condition {condition.name!r} already holds before injecting "
+                    f"(value {value}): refusing to start"
+                )
+
+    def _start_monitor(self) -> None:
+        assert self.run_dir is not None
+        settings = self.scenario.gameday
+        run_dir = self.run_dir
+
+        def on_condition(status: ConditionStatus) -> None:
+            assert self.view is not None
+            self.view.conditions[status.name] = status
+            condition = next(c for c in self.scenario.abort_conditions if c.name == status.name)
+            self.emit(
+                "condition",
+                name=status.name,
+                state=status.state.value,
+                value=status.value,
+                threshold=condition.threshold,
+                comparator=condition.comparator.value,
+            )
+
+        self.monitor = AbortMonitor(
+            list(self.scenario.abort_conditions),
+            self.metrics,
+            interval=settings.check_interval.total_seconds(),
+            unreachable_grace=unreachable_grace(self.scenario).total_seconds(),
+            on_abort=self.request_abort,
+            on_condition_change=on_condition,
+            on_prometheus_change=self._on_prometheus_change,
+            abort_requested=run_dir.abort_requested,
+        )
+        self.monitor.start()
+
+    def _on_prometheus_change(self, state: str, error: str) -> None:
+        self.emit("prometheus", state=state, error=error)
+
+    def _schedule(self) -> list[tuple[float, str, ActiveFault]]:
+        """(offset, action, fault) in time order: each fault starts, and ends if it has a duration."""
+        events = []
+        for fault in self.faults:
+            start = fault.spec.start.total_seconds()
+            events.append((start, "inject", fault))
+            if fault.spec.duration is not None:
+                events.append((start + fault.spec.duration.total_seconds(), "revert", fault))
+        return sorted(events, key=lambda event: (event[0], event[1] == "inject"))
+
+    def _inject_and_observe(self) -> None:
+        started = time.monotonic()
+        limit = self.scenario.gameday.max_duration.total_seconds()
+        pending = self._schedule()
+
+        def on_inject_failure(fault: ActiveFault, error: str) -> None:
+            self.request_abort("fault_error", f"{fault.name} could not be injected: {error}")
+
+        while not self._stop.is_set():
+            now = time.monotonic() - started
+            while pending and pending[0][0] <= now:
+                _, action, fault = pending.pop(0)
+                if action == "inject":
+                    fault.start_inject(on_inject_failure)
+                    self._set_fault_view(fault.name, "injecting")
+                else:
+                    fault.wait_for_inject(INJECT_WAIT_AFTER_ABORT)
+                    fault.revert()
+                    self._set_fault_view(fault.name, "reverted")
+            if not pending and not any(fault.active() for fault in self.faults):
+                return  # every fault ran its course
+            if now >= limit:
+                self.request_abort("max_duration", f"the run reached its max_duration of {limit:g}s")
+                return
+            next_due = min(pending[0][0], limit) if pending else limit
+            self._stop.wait(max(0.0, min(next_due - now, 0.5)))
+
+    def _set_fault_view(self, name: str, state: str) -> None:
+        if self.view is not None:
+            self.view.faults[name] = state
+
+    def _finish_reverts(self) -> bool:
+        """Revert every fault that may be in place, concurrently. True when none is left."""
+        candidates = [fault for fault in self.faults if fault.state.value not in ("planned", "reverted")]
+        if not candidates and not any(fault.inject_running() for fault in self.faults):
+            return True
+        self._phase("reverting")
+        with ThreadPoolExecutor(max_workers=max(1, len(self.faults)), thread_name_prefix="revert") as pool:
+            results = list(pool.map(lambda fault: fault.revert(), self.faults))
+        for fault in self.faults:
+            self._set_fault_view(fault.name, fault.state.value)
+        in_flight = [fault for fault in self.faults if fault.inject_running()]
+        for fault in in_flight:  # an inject that outlived the abort reverts itself when it returns
+            fault.wait_for_inject(INJECT_WAIT_AFTER_ABORT)
+        return all(results) and all(
+            fault.state.value in ("planned", "reverted", "inject_failed") for fault in self.faults
+        )
+
+    def _verify_steady_state(self) -> tuple[bool, str]:
+        checks = self.scenario.steady_state
+        if not checks or self.metrics is None:
+            return True, "no steady state to verify"
+        deadline = time.monotonic() + self.scenario.gameday.steady_state_timeout.total_seconds()
+        interval = self.scenario.gameday.check_interval.total_seconds()
+        failing: list[str] = []
+        while True:
+            failing = []
+            for check in checks:
+                try:
+                    if not all_hold(check, self._query(check.expr)):
+                        failing.append(check.name)
+                except ChaosrunnerError as error:
+                    failing.append(f"{check.name} ({error})")
+            if not failing:
+                self.emit(
+                    "check", name="steady state returned", ok=True, detail="every check holds after revert"
+                )
+                return True, "steady state returned"
+            if time.monotonic() >= deadline:
+                detail = f"steady state did not return within the timeout: {', '.join(failing)}"
+                self.emit("check", name="steady state returned", ok=False, detail=detail)
+                return False, detail
+            time.sleep(interval)
+
+    # -- signals --------------------------------------------------------------------------
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            self._signals_seen += 1
+            name = signal.Signals(signum).name
+            if self._signals_seen == 1:
+                threading.Thread(
+                    target=self.request_abort, args=("signal", f"received {name}: reverting"), daemon=True
+                ).start()
+            else:
+                threading.Thread(
+                    target=self.emit,
+                    args=("signal_ignored",),
+                    kwargs={"signal": name, "detail": "still reverting; faults are never left behind"},
+                    daemon=True,
+                ).start()
+
+        previous = {
+            signum: signal.signal(signum, handler)
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        }
+        try:
+            yield
+        finally:
+            for signum, old in previous.items():
+                signal.signal(signum, old)

@@ -1,0 +1,102 @@
+"""Chaos windows in monitoring: live run state pushed to a Pushgateway.
+
+While a run is live, dashboards and alert rules can see it:
+
+- ``chaosrunner_fault_active{run, scenario, fault, kind}`` is 1 while a fault
+  is injected, 0 once reverted;
+- ``chaosrunner_run_phase{run, scenario, phase}`` is 1 for the current phase
+  (one series per phase, the usual enum pattern).
+
+Both live in the group ``job="chaosrunner", run="<id>"`` and the group is
+deleted when the run finishes, so nothing stale claims chaos is going on.
+
+Pushes happen on a background thread from a latest-state snapshot: the runner
+journals and moves on, and a slow or dead Pushgateway can never delay a
+revert. This module is the only one that imports prometheus_client.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+PHASES = ("planning", "preflight", "injecting", "reverting", "verifying", "finished")
+JOB = "chaosrunner"
+
+
+class ChaosWindowPublisher:
+    def __init__(self, url: str, scenario_title: str, timeout: float = 2.0) -> None:
+        self.url = url.rstrip("/")
+        self.scenario = scenario_title
+        self.timeout = timeout
+        self.run_id = ""
+        self.phase = ""
+        self.faults: dict[str, tuple[str, int]] = {}
+        self.errors: list[str] = []
+        self._wake: queue.Queue[str] = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="pushgateway", daemon=True)
+        self._thread.start()
+
+    # Called by the runner for every journaled event (must be quick).
+    def __call__(self, event: Any) -> None:
+        with self._lock:
+            kind = event["type"]
+            if kind == "run_started":
+                self.run_id = event["run_id"]
+            elif kind == "phase":
+                self.phase = event["phase"]
+            elif kind in ("fault_injecting", "fault_injected"):
+                self.faults[event["fault"]] = (event["kind"], 1)
+            elif kind in ("fault_reverted", "fault_inject_failed"):
+                self.faults[event["fault"]] = (event["kind"], 0)
+            elif kind != "run_finished":
+                return
+        self._wake.put("delete" if kind == "run_finished" else "push")
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._wake.put("stop")
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            action = self._wake.get()
+            while action == "push" and not self._wake.empty():  # coalesce bursts
+                action = self._wake.get()
+            if action == "stop":
+                return
+            try:
+                self._delete() if action == "delete" else self._push()
+            except Exception as exc:  # monitoring is best effort; the journal is the truth
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _grouping(self) -> dict[str, str]:
+        return {"run": self.run_id}
+
+    def _push(self) -> None:
+        from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+        registry = CollectorRegistry()
+        active = Gauge(
+            "chaosrunner_fault_active",
+            "1 while a chaosrunner fault is injected",
+            ["scenario", "fault", "kind"],
+            registry=registry,
+        )
+        phase = Gauge(
+            "chaosrunner_run_phase", "1 for the run's current phase", ["scenario", "phase"], registry=registry
+        )
+        with self._lock:
+            for fault, (kind, value) in self.faults.items():
+                active.labels(self.scenario, fault, kind).set(value)
+            for name in PHASES:
+                phase.labels(self.scenario, name).set(1 if name == self.phase else 0)
+        push_to_gateway(
+            self.url, job=JOB, registry=registry, grouping_key=self._grouping(), timeout=self.timeout
+        )
+
+    def _delete(self) -> None:
+        from prometheus_client import delete_from_gateway
+
+        delete_from_gateway(self.url, job=JOB, grouping_key=self._grouping(), timeout=self.timeout)
