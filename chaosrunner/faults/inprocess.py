@@ -35,6 +35,9 @@ class FlagParams(FaultParams):
     inject_delay: Duration = Field(
         timedelta(0), description="sleep this long while injecting (to test pre-emption)"
     )
+    revert_delay: Duration = Field(
+        timedelta(0), description="sleep this long while reverting (to test signals during reverts)"
+    )
 
 
 @register
@@ -53,6 +56,7 @@ class FlagFault(Fault):
             revert_record={
                 "flag": flag,
                 "inject_delay": request.params.inject_delay.total_seconds(),
+                "revert_delay": request.params.revert_delay.total_seconds(),
             },
             summary=f"raise in-process flag {flag!r}",
         )
@@ -66,6 +70,8 @@ class FlagFault(Fault):
         return dict(plan.revert_record)
 
     def revert(self, record: RevertRecord) -> None:
+        if record.get("revert_delay"):
+            time.sleep(record["revert_delay"])
         with _lock:
             ACTIVE_FLAGS.discard(record["flag"])
 
