@@ -44,7 +44,12 @@ def scenario(tmp_path: Path) -> Path:
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chaosrunner", *args], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "chaosrunner", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

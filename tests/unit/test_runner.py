@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from chaosrunner.engine import killswitch
-from chaosrunner.engine.runner import RunOptions, Runner, RunStatus
+from chaosrunner.engine.runner import Runner, RunOptions, RunStatus
 from chaosrunner.errors import KillSwitchEngaged, PlanRefused, ServiceUnreachable, SteadyStateNotMet
 from chaosrunner.faults.inprocess import ACTIVE_FLAGS
 from chaosrunner.observe.scripted import ScriptedMetrics
