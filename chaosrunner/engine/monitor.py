@@ -104,7 +104,8 @@ class AbortMonitor:
     def _evaluate_conditions(self) -> None:
         assert self.metrics is not None
         metrics = self.metrics
-        timeout = max(0.1, min(self.interval, 1.0))
+        # Short enough that a hung Prometheus is noticed well inside the grace.
+        timeout = min(0.5, self.unreachable_grace / 4)
         futures = [
             (tracker, self._pool.submit(metrics.instant, tracker.condition.expr, timeout))
             for tracker in self.trackers

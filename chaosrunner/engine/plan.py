@@ -76,7 +76,7 @@ def status_update_cadence(scenario: Scenario) -> timedelta | None:
 
 
 def unreachable_grace(scenario: Scenario) -> timedelta:
-    return scenario.gameday.unreachable_grace or 2 * scenario.gameday.check_interval
+    return max(scenario.gameday.unreachable_grace, 2 * scenario.gameday.check_interval)
 
 
 def plan_offline(scenario: Scenario, source: str, *, allow_production: bool = False) -> OfflinePlan:

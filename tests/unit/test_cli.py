@@ -116,4 +116,4 @@ def test_schema_describes_kinds_and_library_references() -> None:
     assert {"$ref": "#/$defs/ConditionReference"} in schema["properties"]["abort_conditions"]["items"][
         "anyOf"
     ]
-    assert schema["$defs"]["GamedaySettings"]["properties"]["check_interval"]["default"] == "1s"
+    assert schema["$defs"]["GamedaySettings"]["properties"]["check_interval"]["default"] == "250ms"

@@ -138,6 +138,6 @@ def test_an_alias_bomb_is_refused_not_expanded(tmp_path: Path) -> None:
 def test_model_round_trips_through_json(tmp_path: Path) -> None:
     scenario = load_scenario(write_scenario(tmp_path))
     dumped = scenario.model_dump(mode="json", by_alias=True)
-    assert dumped["faults"][0]["params"] == {"flag": "x", "inject_delay": "0s"}
+    assert dumped["faults"][0]["params"] == {"flag": "x", "inject_delay": "0s", "revert_delay": "0s"}
     assert dumped["abort_conditions"][0]["for"] == "5s"
     assert isinstance(Scenario.model_json_schema(), dict)
