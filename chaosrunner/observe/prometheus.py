@@ -19,10 +19,18 @@ from chaosrunner.observe.metrics import ActiveAlert, Sample, Series
 class PrometheusHTTP:
     def __init__(self, url: str, default_timeout: float = 5.0) -> None:
         from prometheus_api_client.prometheus_connect import PrometheusConnect
+        from urllib3.util.retry import Retry
 
         self.url = url.rstrip("/")
+        # No retries inside the client: a refused connection must fail at once, so the
+        # abort monitor's fail-closed clock is honest. Callers that want retries use tenacity.
         # The client's hints say int seconds; requests (underneath) takes float seconds.
-        self._client: Any = PrometheusConnect(url=self.url, disable_ssl=False, timeout=default_timeout)  # type: ignore[arg-type]
+        self._client: Any = PrometheusConnect(
+            url=self.url,
+            disable_ssl=False,
+            retry=Retry(total=0, connect=0, read=0, redirect=0, status=0, raise_on_status=False),
+            timeout=default_timeout,  # type: ignore[arg-type]
+        )
         self._default_timeout = default_timeout
 
     def _call(self, what: str, call: Any) -> Any:
