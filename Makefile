@@ -40,6 +40,9 @@ test: install services lint
 
 bench: install services
 	$(PYTHON) bench/startup.py
+	cd bench && $(PYTHON) abort_reaction.py
+	cd bench && $(PYTHON) fail_closed.py
+	cd bench && $(PYTHON) kill9_recover.py
 
 clean:
 	rm -rf $(STAMP) .pytest_cache .mypy_cache .ruff_cache .hypothesis
