@@ -14,6 +14,7 @@ The tree::
     │   ├── ServiceUnreachable       a service (Prometheus, dockerd, PostgreSQL,
     │   │                            the Kubernetes API …) did not answer
     │   ├── KillSwitchEngaged        `chaosrunner abort --all` is in force
+    │   ├── JournalUnwritable        the run journal cannot be written (disk full …)
     │   └── SteadyStateNotMet        the system was unhealthy before we touched it
     ├── RunFailed                    exit 1: the experiment ran and did not hold
     │   └── RunAborted               an abort condition, the kill switch, a signal
@@ -95,6 +96,10 @@ class ServiceUnreachable(EnvironmentProblem):
 
 class KillSwitchEngaged(EnvironmentProblem):
     """The global kill switch is engaged; no run may start until it is released."""
+
+
+class JournalUnwritable(EnvironmentProblem):
+    """A write-ahead event could not be made durable, so its side effect must not happen."""
 
 
 class SteadyStateNotMet(EnvironmentProblem):

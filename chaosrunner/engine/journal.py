@@ -102,12 +102,20 @@ class Journal:
         return cls(path, start)
 
     def append(self, event_type: str, **fields: Any) -> JournalEvent:
-        event = JournalEvent(
+        """Write one event durably (fsync'd) and return it; raises OSError if it cannot."""
+        event = self.make_event(event_type, **fields)
+        self.write(event)
+        return event
+
+    def make_event(self, event_type: str, **fields: Any) -> JournalEvent:
+        return JournalEvent(
             type=event_type,
             time=utc_now(),
             offset=round(time.monotonic() - self.monotonic_start, 6),
             **fields,
         )
+
+    def write(self, event: JournalEvent) -> None:
         line = (json.dumps(event, default=str, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -116,7 +124,6 @@ class Journal:
             os.fsync(fd)
         finally:
             os.close(fd)  # closing releases the flock
-        return event
 
 
 def read_events(path: Path) -> Iterator[JournalEvent]:

@@ -83,7 +83,11 @@ class AbortMonitor:
     def _loop(self) -> None:
         started = time.monotonic()
         while not self._stop.is_set():
-            self.tick()
+            try:
+                self.tick()
+            except Exception as error:  # a monitor that dies silently would fail open
+                self._abort("error", f"the abort monitor failed: {type(error).__name__}: {error}")
+                return
             self.ticks += 1
             next_tick = started + self.ticks * self.interval
             self._stop.wait(max(0.0, next_tick - time.monotonic()))

@@ -40,13 +40,21 @@ from chaosrunner.engine.journal import JOURNAL_VERSION, Journal, JournalEvent
 from chaosrunner.engine.monitor import AbortMonitor
 from chaosrunner.engine.plan import plan_offline, unreachable_grace
 from chaosrunner.engine.rundir import RunDir
-from chaosrunner.errors import ChaosrunnerError, PlanRefused, ServiceUnreachable, SteadyStateNotMet
+from chaosrunner.errors import (
+    ChaosrunnerError,
+    JournalUnwritable,
+    PlanRefused,
+    ServiceUnreachable,
+    SteadyStateNotMet,
+)
 from chaosrunner.faults.base import FaultRequest
 from chaosrunner.faults.holder import process_start_ticks
 from chaosrunner.observe.metrics import MetricsSource
 from chaosrunner.scenario.models import Mode, Scenario
 
 Listener = Callable[[JournalEvent], None]
+WRITE_AHEAD_EVENTS = frozenset({"run_started", "fault_injecting"})
+"""Events that must be durable before the side effect they announce."""
 INJECT_WAIT_AFTER_ABORT = 30.0
 """How long reverting waits for an inject still in flight before giving up on it."""
 
@@ -127,12 +135,22 @@ class Runner:
         self.view: RunView | None = None
         self.faults: list[ActiveFault] = []
         self.monitor: AbortMonitor | None = None
+        self.journal_failures: list[str] = []
 
     # -- events ---------------------------------------------------------------------------
 
     def emit(self, event_type: str, **fields: Any) -> JournalEvent:
+        """Journal an event, then show it. A journal that cannot be written stops new
+        injections (the write-ahead rule) but never a revert: a full disk must not
+        leave a fault in place."""
         assert self.journal is not None
-        event = self.journal.append(event_type, **fields)
+        event = self.journal.make_event(event_type, **fields)
+        try:
+            self.journal.write(event)
+        except OSError as error:
+            self.journal_failures.append(f"{event_type}: {error}")
+            if event_type in WRITE_AHEAD_EVENTS:
+                raise JournalUnwritable(f"cannot journal {event_type} before acting: {error}") from error
         for listener in self.listeners:
             try:
                 listener(event)
@@ -179,6 +197,9 @@ class Runner:
                 status, detail = self._run_phases()
         finally:
             self.run_dir.release_lock()
+        if self.journal_failures:  # the faults are reverted, but the record is incomplete
+            status = RunStatus.FAILED
+            detail = f"{detail}; the journal could not be written ({self.journal_failures[0]})"
         return RunResult(self.run_dir.run_id, status, detail, EXIT_CODES[status], self.run_dir.journal_path)
 
     def _phase(self, phase: str) -> None:

@@ -253,3 +253,42 @@ def test_a_broken_listener_never_stops_the_run(tmp_path: Path) -> None:
     runner.listeners.insert(0, explode)
     assert runner.run().status is RunStatus.COMPLETED
     assert "fault_reverted" in types(events)
+
+
+def test_a_journal_that_breaks_mid_run_never_stops_the_reverts(tmp_path: Path) -> None:
+    import shutil
+
+    metrics = healthy_metrics()
+    runner, events = make_runner(scenario_file(tmp_path), metrics)
+
+    def break_disk_then_abort() -> None:
+        assert runner.run_dir is not None
+        shutil.rmtree(runner.run_dir.path)  # every later journal write fails
+        metrics.set(ERRORS, 50)
+
+    threading.Timer(0.4, break_disk_then_abort).start()
+    result = runner.run()
+    assert not ACTIVE_FLAGS  # reverted although nothing could be journaled
+    assert result.status is RunStatus.FAILED and "journal could not be written" in result.detail
+    assert "fault_reverted" in types(events)  # listeners still saw it
+
+
+def test_a_crashing_abort_monitor_fails_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chaosrunner.engine import monitor
+
+    calls = {"n": 0}
+    original = monitor.AbortMonitor._evaluate_conditions
+
+    def crash_on_third(self: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("monitor bug")
+        original(self)
+
+    monkeypatch.setattr(monitor.AbortMonitor, "_evaluate_conditions", crash_on_third)
+    runner, events = make_runner(scenario_file(tmp_path), healthy_metrics())
+    result = runner.run()
+    assert result.status is RunStatus.ABORTED
+    abort = next(e for e in events if e["type"] == "abort")
+    assert abort["cause"] == "error" and "monitor bug" in abort["detail"]
+    assert not ACTIVE_FLAGS
