@@ -54,6 +54,18 @@ def describe_event(event: dict[str, Any]) -> str | None:
         "abort": lambda: f"ABORT ({event['cause']}): {event['detail']}",
         "signal_ignored": lambda: f"{event['signal']} ignored: {event['detail']}",
         "run_finished": lambda: f"run finished: {event['status']} - {event['detail']}",
+        "responder": lambda: (
+            f"team: {event['by']} {event['event']}"
+            + (f" {event['value']}" if event.get("value") else "")
+            + (f" (via {event['via']})" if event.get("via") else "")
+        ),
+        "responder_endpoint": lambda: f"responder endpoint: POST JSON events to {event['url']}",
+        "alert": lambda: (
+            f"alert {event['name']} {event['state']} ({event['source']}, since {event['since'][11:19]})"
+        ),
+        "faults_ending": lambda: f"mitigated: {event['reason']} - reverting",
+        "mitigation_unconfirmed": lambda: f"not yet: {event['detail']}",
+        "escalation_due": lambda: f"ESCALATION DUE: {event['detail']}",
     }
     render = lines.get(kind)
     return (

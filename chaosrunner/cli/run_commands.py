@@ -21,14 +21,22 @@ def register(group: click.Group) -> None:
 @click.option("--allow-production", is_flag=True, help="Allow a target marked production.")
 @click.option("--plain", is_flag=True, help="Plain event lines even on a terminal.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON at the end.")
-def run(scenario: Path, mode: str | None, allow_production: bool, plain: bool, as_json: bool) -> None:
+@click.option(
+    "--port", default=0, show_default=True, help="Responder endpoint port in gameday mode (0: any)."
+)
+def run(
+    scenario: Path, mode: str | None, allow_production: bool, plain: bool, as_json: bool, port: int
+) -> None:
     """Run a scenario: inject, watch abort conditions, always revert.
 
+    In gameday mode faults stay until the team mitigates; mark what the team
+    does with `chaosrunner mark` (or POST to the endpoint printed at start).
     Exit code 0 when the hypothesis held, 1 when the run aborted or the system
     deviated, 2 for bad input, 3 when a service could not be reached.
     """
     from chaosrunner.cli.console import make_console
     from chaosrunner.engine.runner import Runner, RunOptions
+    from chaosrunner.gameday.session import GamedaySession
     from chaosrunner.observe.prometheus import PrometheusHTTP
     from chaosrunner.observe.pushgateway import ChaosWindowPublisher
     from chaosrunner.scenario.loader import load_scenario
@@ -40,16 +48,16 @@ def run(scenario: Path, mode: str | None, allow_production: bool, plain: bool, a
     options = RunOptions(allow_production=allow_production, mode=Mode(mode) if mode else None)
     runner = Runner(document, str(scenario), metrics, options)
     console = make_console(runner, force_plain=plain or as_json)
-    listeners: list[Any] = [] if as_json else [console]
+    gameday = GamedaySession(runner, metrics, endpoint_port=port)
     publisher = (
         ChaosWindowPublisher(target.pushgateway, document.metadata.title) if target.pushgateway else None
     )
-    if publisher is not None:
-        listeners.append(publisher)
-    runner.listeners.extend(listeners)
+    listeners: list[Any] = [] if as_json else [console]
+    runner.listeners.extend([*listeners, gameday, *([publisher] if publisher else [])])
     try:
         result = runner.run()
     finally:
+        gameday.close()
         console.close()
         if publisher is not None:
             publisher.close()
@@ -66,6 +74,12 @@ def run(scenario: Path, mode: str | None, allow_production: bool, plain: bool, a
     else:
         click.echo(f"\n{result.status.value}: {result.detail}")
         click.echo(f"journal: {result.journal_path}")
+        if runner.mode is Mode.GAMEDAY:
+            from chaosrunner.cli.gameday_commands import print_summary
+            from chaosrunner.gameday.debrief import debrief
+
+            click.echo()
+            print_summary(debrief(result.run_id, metrics))
     raise SystemExit(result.exit_code)
 
 

@@ -79,12 +79,15 @@ def unreachable_grace(scenario: Scenario) -> timedelta:
     return max(scenario.gameday.unreachable_grace, 2 * scenario.gameday.check_interval)
 
 
-def plan_offline(scenario: Scenario, source: str, *, allow_production: bool = False) -> OfflinePlan:
+def plan_offline(
+    scenario: Scenario, source: str, *, allow_production: bool = False, mode: Mode | None = None
+) -> OfflinePlan:
     settings = scenario.gameday
+    mode = mode or settings.mode
     cadence = status_update_cadence(scenario)
     resolved_settings = {
         "target": scenario.target.model_dump(mode="json", exclude_none=True),
-        "mode": settings.mode.value,
+        "mode": mode.value,
         "max_duration": format_duration(settings.max_duration),
         "check_interval": format_duration(settings.check_interval),
         "unreachable_grace": format_duration(unreachable_grace(scenario)),
@@ -101,7 +104,7 @@ def plan_offline(scenario: Scenario, source: str, *, allow_production: bool = Fa
             start=format_duration(fault.start),
             end=(
                 format_duration(fault.start + fault.duration)
-                if fault.duration is not None
+                if fault.duration is not None and mode is Mode.AUTOMATED
                 else f"until mitigated (at most {format_duration(settings.max_duration)})"
             ),
             blast_radius=fault.blast_radius.describe(),
@@ -113,7 +116,7 @@ def plan_offline(scenario: Scenario, source: str, *, allow_production: bool = Fa
     return OfflinePlan(
         title=scenario.metadata.title,
         source=source,
-        mode=settings.mode,
+        mode=mode,
         settings=resolved_settings,
         faults=faults,
         abort_conditions=[
@@ -122,11 +125,13 @@ def plan_offline(scenario: Scenario, source: str, *, allow_production: bool = Fa
         steady_state=[check.model_dump(mode="json") for check in scenario.steady_state],
         detection=scenario.detection.model_dump(mode="json"),
         mitigation=scenario.mitigation.model_dump(mode="json") if scenario.mitigation else None,
-        checks=offline_checks(scenario, allow_production=allow_production),
+        checks=offline_checks(scenario, allow_production=allow_production, mode=mode),
     )
 
 
-def offline_checks(scenario: Scenario, *, allow_production: bool = False) -> list[SafetyCheck]:
+def offline_checks(
+    scenario: Scenario, *, allow_production: bool = False, mode: Mode | None = None
+) -> list[SafetyCheck]:
     """Safety rules that can be judged from the file alone."""
     checks: list[SafetyCheck] = []
 
@@ -199,7 +204,7 @@ def offline_checks(scenario: Scenario, *, allow_production: bool = False) -> lis
             f"PostgreSQL DSN read from ${dsn_env} at connect time, never stored",
         )
 
-    if scenario.gameday.mode is Mode.GAMEDAY:
+    if (mode or scenario.gameday.mode) is Mode.GAMEDAY:
         if scenario.mitigation is None:
             add(
                 "mitigation signal",

@@ -136,6 +136,7 @@ class Runner:
         self.faults: list[ActiveFault] = []
         self.monitor: AbortMonitor | None = None
         self.journal_failures: list[str] = []
+        self._mitigation: str | None = None
 
     # -- events ---------------------------------------------------------------------------
 
@@ -170,7 +171,9 @@ class Runner:
 
     def run(self) -> RunResult:
         killswitch.refuse_if_engaged()
-        offline = plan_offline(self.scenario, self.source, allow_production=self.options.allow_production)
+        offline = plan_offline(
+            self.scenario, self.source, allow_production=self.options.allow_production, mode=self.mode
+        )
         refusals = [check.detail for check in offline.checks if check.status.value == "fail"]
         if refusals:
             raise PlanRefused("; ".join(refusals))
@@ -234,6 +237,8 @@ class Runner:
             status, detail = RunStatus.FAILED, "a revert failed: run `chaosrunner recover`"
         elif self._abort.cause is not None:
             status, detail = RunStatus.ABORTED, f"aborted ({self._abort.cause}): {self._abort.detail}"
+        elif self._mitigation is not None:
+            detail = f"the team mitigated: {self._mitigation}"
         if status is not RunStatus.FAILED and self._abort.cause != "prometheus_unreachable":
             self._phase("verifying")
             recovered, why = self._verify_steady_state()
@@ -337,14 +342,28 @@ class Runner:
         self.emit("prometheus", state=state, error=error)
 
     def _schedule(self) -> list[tuple[float, str, ActiveFault]]:
-        """(offset, action, fault) in time order: each fault starts, and ends if it has a duration."""
+        """(offset, action, fault) in time order: each fault starts, and in automated
+        mode ends after its duration. In gameday mode faults are held until the team
+        mitigates (``end_faults``), an abort fires or max_duration passes."""
         events = []
         for fault in self.faults:
             start = fault.spec.start.total_seconds()
             events.append((start, "inject", fault))
-            if fault.spec.duration is not None:
+            if fault.spec.duration is not None and self.mode is Mode.AUTOMATED:
                 events.append((start + fault.spec.duration.total_seconds(), "revert", fault))
         return sorted(events, key=lambda event: (event[0], event[1] == "inject"))
+
+    def end_faults(self, reason: str) -> None:
+        """Gameday mode: the team mitigated; revert every fault and finish the run.
+
+        Called by the gameday layer (SLI back within its objective, or a confirmed
+        ``mitigated`` mark); the engine only provides the mechanism."""
+        with self._abort_lock:
+            if self._mitigation is not None or self._abort.cause is not None:
+                return
+            self._mitigation = reason
+        self.emit("faults_ending", reason=reason)
+        self._stop.set()
 
     def _inject_and_observe(self) -> None:
         started = time.monotonic()

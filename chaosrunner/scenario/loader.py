@@ -34,6 +34,26 @@ def load_scenario(path: Path, library: ConditionLibrary | None = None) -> Scenar
     return _load_scenario(path, library, read_source(path))
 
 
+def scenario_from_data(data: dict[str, Any], source: str = "<journal>") -> Scenario:
+    """A Scenario from already-expanded data (a journal's copy): kinds resolved, no library."""
+    from chaosrunner.scenario.yaml_source import SourceMap
+
+    problems = ProblemList(source, SourceMap())
+    prepared = dict(data)
+    if isinstance(prepared.get("faults"), list):
+        prepared["faults"] = [
+            _resolve_fault(entry, ("faults", index), problems)
+            for index, entry in enumerate(prepared["faults"])
+        ]
+    try:
+        scenario = Scenario.model_validate(prepared)
+    except ValidationError as exc:
+        problems.add_validation_error(exc, Scenario)
+    if problems.problems:
+        raise ScenarioError(problems.sorted())
+    return scenario
+
+
 def load_library_condition(path: Path) -> LibraryCondition:
     return read_model(path, LibraryCondition, check=_check_library_condition)
 

@@ -190,6 +190,9 @@ class GamedaySettings(_Model):
     unreachable_grace: Duration = Field(
         timedelta(seconds=2), description="abort when Prometheus has not answered for this long (fail closed)"
     )
+    escalation_webhook: str | None = Field(
+        None, pattern=URL_PATTERN, description="POSTed (JSON, Slack-compatible 'text') when escalation is due"
+    )
     steady_state_timeout: Duration = Field(
         timedelta(minutes=2), description="how long steady state may take to return after revert"
     )

@@ -1,0 +1,146 @@
+"""Commands for the team's side of a gameday: mark and score."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from chaosrunner.cli.output import echo_json
+
+MARKS = [
+    "detected",
+    "mitigated",
+    "resolved",
+    "escalated",
+    "severity",
+    "ic",
+    "status",
+    "change",
+    "cause",
+    "note",
+]
+
+
+def register(group: click.Group) -> None:
+    for command in (mark, score):
+        group.add_command(command)
+
+
+@click.command()
+@click.argument("run_id")
+@click.argument("event", type=click.Choice(MARKS))
+@click.argument("value", required=False)
+@click.option("--by", default="", help="Who did it (default: $USER).")
+@click.option(
+    "--at", "at", default=None, help="When: now, ISO time, HH:MM[:SS] UTC, or -5m for late entries."
+)
+@click.option(
+    "--via",
+    type=click.Choice(["synthetic", "real_user", "infrastructure", "human", "user_report"]),
+    help="With `detected`: how it was noticed.",
+)
+def mark(run_id: str, event: str, value: str | None, by: str, at: str | None, via: str | None) -> None:
+    """Record what the team did in a run's journal (works during and after the run).
+
+    \b
+    chaosrunner mark RUN detected --via synthetic --by alice
+    chaosrunner mark RUN severity P2
+    chaosrunner mark RUN ic alice
+    chaosrunner mark RUN status "errors at 20%; hypothesis: pool exhausted; @bob on db; next update 10m"
+    chaosrunner mark RUN change "restarted the pool" --by bob
+    chaosrunner mark RUN mitigated --at -2m
+    """
+    import getpass
+
+    from chaosrunner.gameday.marks import record
+
+    recorded = record(run_id, event, value, by=by or getpass.getuser(), at=at, via=via)
+    fields = recorded.as_fields()
+    click.echo(
+        f"recorded {fields['event']}"
+        + (f" {fields['value']!r}" if fields["value"] else "")
+        + f" by {fields['by']} at {fields['at']}"
+    )
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--offline", is_flag=True, help="Score from the journal alone, without querying Prometheus.")
+def score(run_id: str, as_json: bool, offline: bool) -> None:
+    """Measure TTD, TTM and TTR from the data and score the team's response."""
+    from chaosrunner.gameday.debrief import debrief
+
+    result = debrief(run_id, offline=offline)
+    if as_json:
+        echo_json(debrief_json(result))
+        return
+    print_summary(result)
+
+
+def _seconds(value: Any) -> float | None:
+    return round(value.total_seconds(), 3) if value is not None else None
+
+
+def debrief_json(result: Any) -> dict[str, Any]:
+    measurement = result.measurement
+    return {
+        "run_id": result.run_id,
+        "scenario": result.scenario.metadata.title,
+        "verdict": result.verdict.__dict__,
+        "timings": {
+            "t0": measurement.t0.isoformat() if measurement.t0 else None,
+            "ttd_seconds": _seconds(measurement.ttd),
+            "ttm_seconds": _seconds(measurement.ttm),
+            "ttr_seconds": _seconds(measurement.ttr),
+            "detected_by": measurement.detection_layer,
+            "detection": measurement.detection.how,
+            "mitigation": measurement.mitigation.how,
+            "recovery": measurement.recovery.how,
+        },
+        "score": {"total": result.score.total, "grade": result.score.grade},
+        "findings": [
+            {**finding.__dict__, "verdict": finding.verdict.value, "evidence": list(finding.evidence)}
+            for finding in result.score.findings
+        ],
+    }
+
+
+def print_summary(result: Any) -> None:
+    from chaosrunner.durations import format_duration
+
+    measurement = result.measurement
+    settings = result.scenario.gameday
+
+    def timing(value: Any, target: Any) -> str:
+        if value is None:
+            return "-"
+        shown = format_duration(round(value.total_seconds(), 1))
+        return shown + (f" (target {format_duration(target)})" if target is not None else "")
+
+    verdict = result.verdict
+    click.echo(f"{result.scenario.metadata.title} - run {result.run_id}")
+    click.echo(
+        f"experiment: {verdict.status}"
+        + (f" ({verdict.abort_cause})" if verdict.abort_cause else "")
+        + f"; hypothesis {'held' if verdict.hypothesis_held else 'did not hold'}; "
+        f"blast radius {'contained' if verdict.blast_radius_contained else 'NOT contained'}"
+    )
+    click.echo(
+        f"TTD {timing(measurement.ttd, settings.ttd_target)}  detected by "
+        f"{(measurement.detection_layer or '-').replace('_', ' ')}: {measurement.detection.how}"
+    )
+    click.echo(f"TTM {timing(measurement.ttm, settings.ttm_target)}  {measurement.mitigation.how}")
+    click.echo(f"TTR {timing(measurement.ttr, None)}  {measurement.recovery.how}")
+    click.echo(f"team score {result.score.total:g}/100, grade {result.score.grade}\n")
+    symbols = {"passed": "PASS", "failed": "FAIL", "not_applicable": "n/a "}
+    for finding in result.score.findings:
+        click.echo(
+            f"  {symbols[finding.verdict.value]}  {finding.title} "
+            f"[{finding.points:g}/{finding.weight:g}] - {finding.summary}"
+        )
+        for line in finding.evidence:
+            click.echo(f"          {line}")
+        if finding.action_item:
+            click.echo(f"          action: {finding.action_item}")
