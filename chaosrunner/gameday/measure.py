@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chaosrunner.engine.journal import parse_time
-from chaosrunner.errors import ChaosrunnerError
+from chaosrunner.errors import ServiceUnreachable
 from chaosrunner.gameday.marks import responder_events
 from chaosrunner.gameday.responder import Mark, ResponderEvent
 from chaosrunner.observe.metrics import MetricsSource, Series
@@ -67,6 +67,7 @@ class Measurement:
     recovery: Moment
     marks: list[ResponderEvent] = field(default_factory=list)
     impact: bool = True  # False when the SLI never left its objective
+    notes: list[str] = field(default_factory=list)  # data that could not be had
 
     @property
     def ttd(self) -> timedelta | None:
@@ -254,10 +255,14 @@ def recovery(
 # -- putting it together ----------------------------------------------------------------------
 
 
-def _range(metrics: MetricsSource, expr: str, start: datetime, end: datetime) -> list[Series]:
+def _range(
+    metrics: MetricsSource, expr: str, start: datetime, end: datetime, notes: list[str]
+) -> list[Series]:
+    """A range query; an unreachable Prometheus leaves a note and no data (PromQL errors raise)."""
     try:
         return metrics.range(expr, start.timestamp(), end.timestamp(), STEP)
-    except ChaosrunnerError:
+    except ServiceUnreachable as error:
+        notes.append(f"no Prometheus data for {expr!r}: {error}")
         return []
 
 
@@ -272,18 +277,19 @@ def measure(events: list[dict[str, Any]], scenario: Scenario, metrics: MetricsSo
         empty = Moment(None, "no fault was injected")
         return Measurement(t0, faults_ended, run_end, empty, None, empty, empty, marks, impact=False)
     window_end = run_end + timedelta(seconds=2)
+    notes: list[str] = []
     alert_series: dict[str, list[Series]] = {}
     sli_points: list[tuple[float, float]] | None = None
     steady: dict[str, list[tuple[float, float]]] = {}
     if metrics is not None:
         for name in scenario.detection.all_alerts():
             expr = f'timestamp(ALERTS{{alertname="{name}", alertstate="firing"}})'
-            alert_series[name] = _range(metrics, expr, t0 - timedelta(seconds=STEP), window_end)
+            alert_series[name] = _range(metrics, expr, t0 - timedelta(seconds=STEP), window_end, notes)
         if scenario.mitigation is not None:
-            series = _range(metrics, scenario.mitigation.sli, t0 - timedelta(seconds=STEP), window_end)
+            series = _range(metrics, scenario.mitigation.sli, t0 - timedelta(seconds=STEP), window_end, notes)
             sli_points = [point for item in series for point in item.points]
         for check in scenario.steady_state:
-            series = _range(metrics, check.expr, faults_ended or t0, window_end)
+            series = _range(metrics, check.expr, faults_ended or t0, window_end, notes)
             steady[check.name] = [point for item in series for point in item.points]
     detected, layer = detection(detection_candidates(events, scenario, t0, alert_series))
     mitigated, impact = mitigation(marks, scenario.mitigation, sli_points, t0, faults_ended)
@@ -294,4 +300,4 @@ def measure(events: list[dict[str, Any]], scenario: Scenario, metrics: MetricsSo
         faults_ended,
         _at(returned),
     )
-    return Measurement(t0, faults_ended, run_end, detected, layer, mitigated, recovered, marks, impact)
+    return Measurement(t0, faults_ended, run_end, detected, layer, mitigated, recovered, marks, impact, notes)

@@ -62,7 +62,7 @@ class PrometheusHTTP:
                 expr,
                 start_time=datetime.fromtimestamp(start, UTC),
                 end_time=datetime.fromtimestamp(end, UTC),
-                step=f"{step}s",
+                step=f"{step:g}",  # plain seconds; "1.0s" is not a Prometheus duration
             ),
         )
         return [
