@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from chaosrunner.engine.runner import RunOptions, Runner, RunStatus
+from chaosrunner.engine.runner import Runner, RunOptions, RunStatus
 from chaosrunner.faults.inprocess import ACTIVE_FLAGS
 from chaosrunner.gameday.debrief import debrief
 from chaosrunner.gameday.marks import record
