@@ -43,6 +43,7 @@ bench: install services
 	cd bench && $(PYTHON) abort_reaction.py
 	cd bench && $(PYTHON) fail_closed.py
 	cd bench && $(PYTHON) kill9_recover.py
+	cd bench && $(PYTHON) measurement_error.py
 
 clean:
 	rm -rf $(STAMP) .pytest_cache .mypy_cache .ruff_cache .hypothesis
