@@ -16,6 +16,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -51,6 +52,27 @@ def delete_trigger(job: str) -> None:
     urllib.request.urlopen(request, timeout=5).close()
 
 
+def own_holders(state_dir: str) -> list[int]:
+    """Live holder processes started with this state folder (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if (
+            b"chaosrunner.faults.holder" in cmdline
+            and state != "Z"
+            and (f"CHAOSRUNNER_STATE_DIR={state_dir}".encode() in environ)
+        ):
+            found.append(int(entry.name))
+    return found
+
+
 class Target:
     """A container to pause and a role to exhaust, created for one benchmark and removed after."""
 
@@ -79,6 +101,9 @@ class Target:
         with psycopg.connect(PG_DSN, autocommit=True) as connection:
             connection.execute(f'CREATE ROLE "{self.role}" LOGIN CONNECTION LIMIT 5')
         os.environ["CHAOSRUNNER_BENCH_DSN"] = PG_DSN
+        # A state folder of the benchmark's own: its journals, and the mark by which
+        # leftovers() recognises this benchmark's holder processes.
+        os.environ["CHAOSRUNNER_STATE_DIR"] = tempfile.mkdtemp(prefix="chaosrunner-bench-")
 
     def scenario(self, folder: Path, *, prometheus: str = PROMETHEUS, duration: str = "20s") -> Path:
         data: dict[str, Any] = {
@@ -118,21 +143,23 @@ class Target:
         return path
 
     def leftovers(self) -> list[str]:
-        """What a fault left on the real services (empty when everything was reverted)."""
+        """What a fault left on the real services (empty when everything was reverted).
+
+        Only this benchmark's own traces count: other test suites may run on the
+        same rig, so backends are matched by the bench role and holder processes by
+        the state folder in their environment.
+        """
         found = []
         self.container.reload()
         if self.container.attrs["State"]["Paused"]:
             found.append("container still paused")
         with self._psycopg.connect(PG_DSN, autocommit=True) as connection:
             held = connection.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE usename = %s OR application_name LIKE 'chaosrunner:%%'",
-                (self.role,),
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (self.role,)
             ).fetchone()
         if held and held[0]:
             found.append(f"{held[0]} PostgreSQL backends still held")
-        holders = subprocess.run(
-            ["pgrep", "-f", "chaosrunner.faults.holder"], capture_output=True, text=True, check=False
-        ).stdout.split()
+        holders = own_holders(os.environ["CHAOSRUNNER_STATE_DIR"])
         if holders:
             found.append(f"{len(holders)} holder processes alive")
         return found

@@ -45,7 +45,7 @@ def one_run(target: Target, folder: Path, state: Path, rng: random.Random) -> tu
         for line in process.stdout:  # wait for the injection phase, then kill inside it
             if "phase: injecting" in line:
                 break
-        delay = rng.uniform(0.0, 1.0)
+        delay = rng.uniform(0.0, 3.0)
         time.sleep(delay)
     process.kill()
     output, _ = process.communicate()
@@ -72,7 +72,7 @@ def main() -> int:
     stages: dict[str, int] = {}
     try:
         with tempfile.TemporaryDirectory() as folder:
-            state = Path(folder) / "state"
+            state = Path(os.environ["CHAOSRUNNER_STATE_DIR"])
             for number in range(1, args.runs + 1):
                 stage, delay, left = one_run(target, Path(folder), state, rng)
                 stages[stage] = stages.get(stage, 0) + 1
