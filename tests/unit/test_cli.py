@@ -54,7 +54,11 @@ def test_plan_prints_timeline_conditions_and_checks(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     assert "dry run" in out
-    assert "0s -> 30s" in out and "10s -> 1m10s" in out
+    assert "0s -> until mitigated (at most 15m)" in out  # gameday mode holds faults
+    automated = scenario_data()
+    automated["gameday"]["mode"] = "automated"
+    timed = run("plan", str(write_scenario(tmp_path, automated, name="automated.yaml"))).stdout
+    assert "0s -> 30s" in timed and "10s -> 1m10s" in timed
     assert 'sum(rate(http_requests_total{job="checkout",code=~"5.."}[1m]))' in out
     assert "OK    production guard" in out
 
