@@ -124,20 +124,60 @@ _REAPABLE: dict[int, subprocess.Popen[bytes]] = {}
 """Holders started by this process: reaped by us, so they do not linger as zombies."""
 
 
-def stop(record: HolderRecord, timeout: float = 10.0) -> None:
-    """End a holder early (it reverts its fault on SIGTERM). Idempotent."""
+def request_stop(record: HolderRecord) -> None:
+    """Ask a holder to end its fault (SIGTERM) without waiting for it to exit.
+
+    Reverts use this when they can verify the fault's end another way (say,
+    PostgreSQL backends terminated by name): the holder's exit - interpreter
+    teardown - is then not on the revert's critical path.
+    """
     if is_alive(record):
         os.kill(record.pid, signal.SIGTERM)
+
+
+def stop(record: HolderRecord, timeout: float = 10.0) -> None:
+    """End a holder early (it reverts its fault on SIGTERM) and wait until it is gone. Idempotent."""
+    request_stop(record)
     deadline = time.monotonic() + timeout
     while is_alive(record) and time.monotonic() < deadline:
         _reap(record.pid)
-        time.sleep(0.02)
+        time.sleep(0.01)
     if is_alive(record):
         os.kill(record.pid, signal.SIGKILL)
         while is_alive(record):
             _reap(record.pid)
-            time.sleep(0.02)
+            time.sleep(0.01)
     _reap(record.pid)
+
+
+def find_by_label(label: str) -> list[HolderRecord]:
+    """Live holders started with ``label``, found in /proc.
+
+    For reverts that only have the planned record (the injector died between
+    spawning the holder and journaling its pid): the label is known in advance.
+    """
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) < 4 or argv[1:3] != [b"-m", b"chaosrunner.faults.holder"]:
+            continue
+        try:
+            request = json.loads(argv[3])
+        except ValueError:
+            continue
+        if request.get("label") != label:
+            continue
+        pid = int(entry.name)
+        ticks = process_start_ticks(pid)
+        if ticks is not None:
+            log = str(holder_log_dir() / f"{label}.log")
+            found.append(HolderRecord(pid, ticks, float(request.get("deadline", 0)), label, log))
+    return [record for record in found if is_alive(record)]
 
 
 def _reap(pid: int) -> None:

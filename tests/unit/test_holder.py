@@ -85,3 +85,18 @@ def test_records_round_trip_as_json_data(tmp_path: Path) -> None:
     assert HolderRecord.from_dict(record.as_dict()) == record
     assert not is_alive(replace(record, start_ticks=record.start_ticks + 1))
     stop(HolderRecord.from_dict(record.as_dict()))
+
+
+def test_an_orphan_holder_is_found_by_its_label(tmp_path: Path) -> None:
+    from chaosrunner.faults.holder import find_by_label, request_stop
+
+    marker = tmp_path / "marker"
+    record = spawn(
+        "tests.unit.sample_holder", {"marker": str(marker)}, deadline=time.time() + 60, label="t-find"
+    )
+    [found] = find_by_label("t-find")
+    assert (found.pid, found.start_ticks) == (record.pid, record.start_ticks)
+    assert find_by_label("t-nobody") == []
+    request_stop(found)  # returns at once; the holder ends its fault by itself
+    _wait_until_gone(record, 10)
+    assert not marker.exists() and find_by_label("t-find") == []

@@ -162,9 +162,19 @@ class HeldPostgresFault(Fault):
         return 0.0
 
     def revert(self, record: RevertRecord) -> None:
-        """Stop the holder (it closes its connections), then terminate any stragglers by name."""
-        if record.get("holder"):
-            holder.stop(holder.HolderRecord.from_dict(record["holder"]))
+        """Ask the holder to stop, and terminate its backends by name at once.
+
+        Terminating by name is what ends the fault, verifiably (it waits until the
+        backends are gone); the holder then exits by itself, off the revert's
+        critical path. With only the planned record (the injector died before
+        journaling the holder's pid) the holder is found by its label.
+        """
+        started = record.get("holder")
+        holders = (
+            [holder.HolderRecord.from_dict(started)] if started else holder.find_by_label(record["label"])
+        )
+        for found in holders:
+            holder.request_stop(found)
         terminate_backends(record["dsn_env"], record["application_name"])
 
     def check(self, record: RevertRecord) -> bool:
