@@ -1,0 +1,69 @@
+"""The Docker faults' dead-man's switch: a holder that reverts the fault at its deadline.
+
+A paused container, a stopped one, a container cut off its network or
+blackholed by iptables stays broken for ever if chaosrunner dies mid-run and
+nobody runs ``chaosrunner recover``. Docker has no TTL for such states, so each
+of these faults arms a *watchdog* when it injects: a holder process (see
+``chaosrunner.faults.holder``: own session, pid plus start time, survives our
+``kill -9``) that sleeps until the fault's duration plus a grace period and
+then calls the kind's own ``revert`` with the revert record. Revert is
+idempotent, so it does not matter whether the engine already reverted.
+
+When the engine reverts first it disarms the watchdog (SIGTERM): a disarmed
+watchdog exits *without* reverting, because the engine is reverting right then
+and two reverts racing on one container would only produce conflicts.
+
+The watchdog lives on the machine that runs chaosrunner and talks to the same
+daemon (DOCKER_HOST and friends are inherited), so it also covers remote
+daemons; it does not survive a reboot of this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from typing import Any
+
+from chaosrunner.faults.base import RevertRecord
+from chaosrunner.faults.holder import HolderRecord, HolderSession, spawn, stop
+
+WATCHDOG_KEY = "watchdog"
+UNBOUNDED_HOLD = timedelta(hours=1)
+"""How long a fault without a duration (gameday mode: until mitigated) may stay if we die."""
+
+
+def deadline_after(duration: timedelta | None, grace: timedelta, now: float | None = None) -> float:
+    """Epoch seconds at which the fault must be gone even if nobody reverts it."""
+    hold = (duration if duration is not None else UNBOUNDED_HOLD) + grace
+    return (time.time() if now is None else now) + hold.total_seconds()
+
+
+def arm(kind: str, record: RevertRecord, deadline: float, label: str) -> dict[str, Any]:
+    """Start the watchdog for ``record``; returns its holder record (JSON data)."""
+    spec = {"kind": kind, "record": {key: value for key, value in record.items() if key != WATCHDOG_KEY}}
+    return spawn(__name__, spec, deadline=deadline, label=label).as_dict()
+
+
+def disarm(record: RevertRecord) -> None:
+    """Stop the record's watchdog without letting it revert. Idempotent; no-op inside it."""
+    data = record.get(WATCHDOG_KEY)
+    if not data:
+        return
+    holder = HolderRecord.from_dict(data)
+    if holder.pid != os.getpid():
+        stop(holder)
+
+
+def hold(spec: dict[str, Any], session: HolderSession) -> None:
+    """Holder entry point: wait for the deadline, then revert unless disarmed first."""
+    from chaosrunner.faults.registry import registry
+
+    fault_class = registry.get(spec["kind"])
+    if fault_class is None:
+        raise SystemExit(f"watchdog: unknown fault kind {spec['kind']!r}")
+    session.ready()
+    session.wait()
+    if session.stopping.is_set():
+        return
+    fault_class().revert(spec["record"])
