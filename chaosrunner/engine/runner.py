@@ -159,6 +159,14 @@ class Runner:
                 continue
         return event
 
+    def notify(self, event: JournalEvent) -> None:
+        """Show listeners an event another process journaled (a `chaosrunner mark`)."""
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                continue
+
     def request_abort(self, cause: str, detail: str) -> None:
         with self._abort_lock:
             if self._abort.cause is not None:

@@ -59,6 +59,7 @@ class GamedayWatcher:
         self._sli_met_since: float | None = None
         self._escalation_announced = False
         self._unconfirmed_announced = False
+        self._marks_shown = 0
         self.errors: list[str] = []
 
     # A runner listener: starts the clock at t0 and stops with the run.
@@ -82,10 +83,18 @@ class GamedayWatcher:
                 self.errors.append(f"{type(error).__name__}: {error}")
 
     def tick(self) -> None:
+        self._show_new_marks()
         self._record_alerts()
         if self.runner.mode is Mode.GAMEDAY:
             self._check_mitigation()
         self._check_escalation()
+
+    def _show_new_marks(self) -> None:
+        """Marks come from other processes straight into the journal: show them live."""
+        marks = [event for event in _events(self.runner) if event.type == "responder"]
+        for event in marks[self._marks_shown :]:
+            self.runner.notify(event)
+        self._marks_shown = len(marks)
 
     # -- detection evidence ---------------------------------------------------------------
 

@@ -24,10 +24,19 @@ pgbouncer (``pgbouncer_dsn_env``)
 
 ``max_connections`` is a ceiling, never trimmed to: a server that would need
 more is refused in ``plan`` (the author's picture of the target was wrong).
+
+With ``keep_exhausted`` (the default, server and role modes) the holder then
+behaves like the leaking client of a real incident: every slot someone else
+frees - an application connection retired by its pool's max lifetime, say - is
+taken again within a fraction of a second, so the application cannot win a
+slot back by reconnecting. It stops re-taking slots the moment one of *its*
+connections is terminated by someone else: that is the team mitigating
+(``pg_terminate_backend`` on the hogs), and the leak is over.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -35,7 +44,7 @@ from typing import Any
 from pydantic import Field
 
 from chaosrunner.durations import Duration
-from chaosrunner.errors import FaultError, PlanRefused
+from chaosrunner.errors import ChaosrunnerError, FaultError, PlanRefused
 from chaosrunner.faults.base import FaultRequest, TargetRef
 from chaosrunner.faults.connections import ENV_VAR_NAME
 from chaosrunner.faults.holder import HolderSession
@@ -90,6 +99,11 @@ class ExhaustionParams(HoldParams):
         le=5_000,
         description="never hold more connections than this; a plan needing more is refused",
     )
+    keep_exhausted: bool = Field(
+        True,
+        description="re-take slots others free while held, like a leaking client, until someone "
+        "terminates one of the held connections (the team's mitigation); server and role modes",
+    )
     pool_probe_timeout: Duration = Field(
         timedelta(seconds=2),
         description="pgbouncer mode: a client that waits this long for a server connection means the "
@@ -123,6 +137,7 @@ class ConnectionExhaustion(HeldPostgresFault):
             "role": params.role,
             "leave_free": params.leave_free,
             "max_connections": params.max_connections,
+            "keep_exhausted": params.keep_exhausted,
         }
         if mode is Mode.PGBOUNCER:
             assert params.pgbouncer_dsn_env is not None
@@ -223,6 +238,8 @@ def hold(spec: dict[str, Any], session: HolderSession) -> None:
         if not held:
             raise FaultError("no connection could be held: the limit was already reached")
         session.ready()
+        if spec["mode"] != Mode.PGBOUNCER and spec.get("keep_exhausted"):
+            _keep_exhausted(spec, session, held)
         session.wait()
     finally:
         for connection in held:
@@ -282,3 +299,51 @@ def _fill_pool(spec: dict[str, Any], session: HolderSession, held: list[client.P
         )
     for _ in range(min(spec["leave_free"], len(held))):
         held.pop().close()
+
+
+RETAKE_INTERVAL = 0.02
+"""Seconds between attempts on a freed slot. An application reconnects within
+milliseconds of retiring a connection, and pg_stat_activity lags behind the
+server's own count, so the holder does not ask whether a slot is free: it
+tries to connect (a refused attempt costs the server a few milliseconds)."""
+
+ALIVE_CHECK_INTERVAL = 0.25
+"""Seconds between counts of our own backends (is the team terminating them?)."""
+
+OURS_ALIVE = (
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND backend_type = 'client backend'"
+)
+
+
+def _keep_exhausted(spec: dict[str, Any], session: HolderSession, held: list[client.PgSession]) -> None:
+    """Take every slot that frees up, until one of ours is terminated or we are told to stop."""
+    name, dsn_env, role = spec["application_name"], spec["dsn_env"], spec.get("role")
+    timeout, leave_free, ceiling = spec["connect_timeout"], spec["leave_free"], spec["max_connections"]
+    # The watcher's own session is named apart from the fault, so revert and the team's
+    # pg_terminate_backend by the fault's name never mistake it for a hog.
+    control = client.connect(dsn_env, CONTROL_APPLICATION_NAME, connect_timeout=timeout)
+    try:
+        ours = len(held)
+        last_count = 0.0
+        while not session.stopping.wait(RETAKE_INTERVAL) and session.remaining() > 0:
+            if time.monotonic() - last_count >= ALIVE_CHECK_INTERVAL:
+                last_count = time.monotonic()
+                if _one_int(control, OURS_ALIVE, (name,)) < ours:
+                    return  # someone terminated our connections: the team mitigated, the leak stops
+            if len(held) >= ceiling:
+                continue
+            if leave_free:  # leave room on purpose: only take what the count says is beyond it
+                free = _one_int(control, SERVER_FREE_SLOTS) - leave_free
+                if role:
+                    free = min(free, _one_int(control, ROLE_FREE_SLOTS, (role,)) - leave_free)
+                if free <= 0:
+                    continue
+            try:
+                held.append(client.connect(dsn_env, name, user=role, connect_timeout=timeout))
+                ours += 1
+            except client.TooManyConnections:
+                continue  # no slot free this time
+    except ChaosrunnerError:
+        return  # the server went away or our control session was killed: hold what we have
+    finally:
+        control.close()
