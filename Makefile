@@ -1,13 +1,15 @@
 # chaosrunner - every target installs what it needs, idempotently.
-# `make test` on a fresh machine: installs packages, starts the real services
-# (dockerd, PostgreSQL, Prometheus, Alertmanager, Pushgateway, pgbouncer),
-# checks style, types and architecture, then runs every test tier.
+# `make demo` on a fresh machine: installs what is missing, starts the sandbox
+# and plays a whole gameday with a scripted team, then prints the debrief.
+# `make test`: installs packages, starts the real services (dockerd,
+# PostgreSQL, Prometheus, Alertmanager, Pushgateway, pgbouncer), checks style,
+# types and architecture, then runs every test tier.
 
 PYTHON ?= python3
 PYTEST_ARGS ?=
 STAMP := .make
 
-.PHONY: install services services-stop lint test test-unit test-integration bench clean
+.PHONY: install services services-stop lint demo demo-down test test-unit test-integration bench clean
 
 $(STAMP)/installed: pyproject.toml
 	@mkdir -p $(STAMP)
@@ -21,6 +23,13 @@ services:
 
 services-stop:
 	scripts/services.sh stop
+
+demo: install
+	scripts/services.sh start postgres prometheus alertmanager pushgateway
+	chaosrunner demo
+
+demo-down:
+	chaosrunner demo --down
 
 lint: install
 	ruff check chaosrunner tests bench
