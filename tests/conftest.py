@@ -24,3 +24,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _reports_out_of_the_repository(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Runs write a debrief report at the end; tests keep theirs out of reports/."""
+    import os
+
+    os.environ.setdefault("CHAOSRUNNER_REPORTS_DIR", str(tmp_path_factory.mktemp("reports")))

@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from chaosrunner import __version__
-from chaosrunner.cli import demo_commands, gameday_commands, run_commands, scenario_commands
+from chaosrunner.cli import demo_commands, gameday_commands, report_commands, run_commands, scenario_commands
 from chaosrunner.errors import ChaosrunnerError
 
 
@@ -56,6 +56,7 @@ def cli(state_dir: Path | None) -> None:
 scenario_commands.register(cli)
 run_commands.register(cli)
 gameday_commands.register(cli)
+report_commands.register(cli)
 demo_commands.register(cli)
 
 

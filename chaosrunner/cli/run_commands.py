@@ -71,7 +71,8 @@ def run(
                 "journal": str(result.journal_path),
             }
         )
-    else:
+    outcome = None
+    if not as_json:
         click.echo(f"\n{result.status.value}: {result.detail}")
         click.echo(f"journal: {result.journal_path}")
         if runner.mode is Mode.GAMEDAY:
@@ -79,8 +80,24 @@ def run(
             from chaosrunner.gameday.debrief import debrief
 
             click.echo()
-            print_summary(debrief(result.run_id, metrics))
+            outcome = debrief(result.run_id, metrics)
+            print_summary(outcome)
+    write_report_at_end(outcome or result.run_id, metrics, to_stderr=as_json)
     raise SystemExit(result.exit_code)
+
+
+def write_report_at_end(run: Any, metrics: Any, *, to_stderr: bool) -> None:
+    """Every run ends with its debrief report; a report that fails never changes the exit code."""
+    from chaosrunner.errors import ChaosrunnerError
+    from chaosrunner.report.writer import write_run_report
+
+    try:
+        written = write_run_report(run, metrics=metrics)
+    except (ChaosrunnerError, OSError) as error:
+        click.echo(f"report: not written ({error}); try `chaosrunner report RUN_ID`", err=True)
+        return
+    # With --json, stdout is the JSON document alone: where the report is goes to stderr.
+    click.echo(f"report: {written.main}", err=to_stderr)
 
 
 @click.command()
