@@ -20,7 +20,14 @@ from typing import Any
 import click
 
 from chaosrunner import __version__
-from chaosrunner.cli import demo_commands, gameday_commands, report_commands, run_commands, scenario_commands
+from chaosrunner.cli import (
+    demo_commands,
+    gameday_commands,
+    report_commands,
+    run_commands,
+    scenario_commands,
+    schedule_commands,
+)
 from chaosrunner.errors import ChaosrunnerError
 
 
@@ -58,6 +65,7 @@ run_commands.register(cli)
 gameday_commands.register(cli)
 report_commands.register(cli)
 demo_commands.register(cli)
+schedule_commands.register(cli)
 
 
 def main() -> None:

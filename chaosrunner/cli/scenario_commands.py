@@ -37,12 +37,20 @@ def validate(paths: tuple[Path, ...], as_json: bool) -> None:
     the exit code is 2 when any file is invalid.
     """
     from chaosrunner.errors import ScenarioError
+    from chaosrunner.scenario.document import read_source
     from chaosrunner.scenario.loader import load_document
     from chaosrunner.scenario.models import Scenario
+    from chaosrunner.schedule.loader import load_schedule
 
     results: list[dict[str, Any]] = []
     for path in _expand(paths):
         try:
+            if read_source(path)[0].get("kind") == "Schedule":
+                loaded = load_schedule(path)
+                results.append({"file": str(path), "valid": True, "kind": "schedule", "title": loaded.name})
+                if not as_json:
+                    click.echo(f"ok  {path}  (schedule: {loaded.name}, {len(loaded.entries)} entries)")
+                continue
             document = load_document(path)
         except ScenarioError as error:
             results.append({"file": str(path), "valid": False, "problems": [str(p) for p in error.problems]})

@@ -90,6 +90,7 @@ class RunResult:
     detail: str
     exit_code: int
     journal_path: Path
+    signal: str | None = None  # the signal that stopped the run, so a daemon knows to stop too
 
 
 @dataclass
@@ -130,6 +131,7 @@ class Runner:
         self._abort = _AbortState()
         self._abort_lock = threading.Lock()
         self._signals_seen = 0
+        self._signal_name: str | None = None
         self.run_dir: RunDir | None = None
         self.journal: Journal | None = None
         self.view: RunView | None = None
@@ -211,7 +213,14 @@ class Runner:
         if self.journal_failures:  # the faults are reverted, but the record is incomplete
             status = RunStatus.FAILED
             detail = f"{detail}; the journal could not be written ({self.journal_failures[0]})"
-        return RunResult(self.run_dir.run_id, status, detail, EXIT_CODES[status], self.run_dir.journal_path)
+        return RunResult(
+            self.run_dir.run_id,
+            status,
+            detail,
+            EXIT_CODES[status],
+            self.run_dir.journal_path,
+            self._signal_name,
+        )
 
     def _phase(self, phase: str) -> None:
         assert self.view is not None
@@ -458,6 +467,7 @@ class Runner:
         def handler(signum: int, _frame: FrameType | None) -> None:
             self._signals_seen += 1
             name = signal.Signals(signum).name
+            self._signal_name = self._signal_name or name
             if self._signals_seen == 1:
                 threading.Thread(
                     target=self.request_abort, args=("signal", f"received {name}: reverting"), daemon=True

@@ -100,3 +100,58 @@ class ChaosWindowPublisher:
         from prometheus_client import delete_from_gateway
 
         delete_from_gateway(self.url, job=JOB, grouping_key=self._grouping(), timeout=self.timeout)
+
+
+SCHEDULE_JOB = "chaosrunner_schedule"
+STATUSES = ("completed", "aborted", "deviated", "failed", "refused", "error")
+
+
+def push_scheduled_outcome(
+    url: str,
+    schedule: str,
+    entry: str,
+    status: str,
+    exit_code: int,
+    finished_at: float,
+    counts: dict[str, int],
+    timeout: float = 5.0,
+) -> None:
+    """The last outcome of a scheduled entry, kept in the Pushgateway for alerting.
+
+    Unlike chaos windows these stay after the run: staging alerts on
+    ``chaosrunner_scheduled_run_last_exit_code != 0`` or on a stale
+    ``chaosrunner_scheduled_run_last_timestamp_seconds``.
+    """
+    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+    registry = CollectorRegistry()
+    Gauge(
+        "chaosrunner_scheduled_run_last_exit_code", "exit code of the entry's last run", registry=registry
+    ).set(exit_code)
+    Gauge(
+        "chaosrunner_scheduled_run_last_timestamp_seconds",
+        "when the entry's last run finished",
+        registry=registry,
+    ).set(finished_at)
+    last = Gauge(
+        "chaosrunner_scheduled_run_last_status",
+        "1 for the status of the entry's last run",
+        ["status"],
+        registry=registry,
+    )
+    total = Gauge(
+        "chaosrunner_scheduled_runs",
+        "runs of the entry by status, from its history",
+        ["status"],
+        registry=registry,
+    )
+    for name in STATUSES:
+        last.labels(name).set(1 if name == status else 0)
+        total.labels(name).set(counts.get(name, 0))
+    push_to_gateway(
+        url,
+        job=SCHEDULE_JOB,
+        registry=registry,
+        grouping_key={"schedule": schedule, "entry": entry},
+        timeout=timeout,
+    )
