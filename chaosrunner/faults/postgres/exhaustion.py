@@ -36,7 +36,6 @@ connections is terminated by someone else: that is the team mitigating
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -307,9 +306,6 @@ milliseconds of retiring a connection, and pg_stat_activity lags behind the
 server's own count, so the holder does not ask whether a slot is free: it
 tries to connect (a refused attempt costs the server a few milliseconds)."""
 
-ALIVE_CHECK_INTERVAL = 0.25
-"""Seconds between counts of our own backends (is the team terminating them?)."""
-
 OURS_ALIVE = (
     "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND backend_type = 'client backend'"
 )
@@ -324,12 +320,11 @@ def _keep_exhausted(spec: dict[str, Any], session: HolderSession, held: list[cli
     control = client.connect(dsn_env, CONTROL_APPLICATION_NAME, connect_timeout=timeout)
     try:
         ours = len(held)
-        last_count = 0.0
         while not session.stopping.wait(RETAKE_INTERVAL) and session.remaining() > 0:
-            if time.monotonic() - last_count >= ALIVE_CHECK_INTERVAL:
-                last_count = time.monotonic()
-                if _one_int(control, OURS_ALIVE, (name,)) < ours:
-                    return  # someone terminated our connections: the team mitigated, the leak stops
+            # Counted before every attempt: a slot freed by the team terminating our
+            # connections must never be taken back - that would undo their mitigation.
+            if _one_int(control, OURS_ALIVE, (name,)) < ours:
+                return  # someone terminated our connections: the team mitigated, the leak stops
             if len(held) >= ceiling:
                 continue
             if leave_free:  # leave room on purpose: only take what the count says is beyond it
