@@ -18,6 +18,7 @@ from chaosrunner.demo.sandbox import ROLE, SCENARIO, Sandbox
 from chaosrunner.engine.runner import Runner, RunOptions, RunResult
 from chaosrunner.gameday.debrief import Debrief, debrief
 from chaosrunner.gameday.session import GamedaySession
+from chaosrunner.report.writer import write_run_report
 from chaosrunner.scenario.loader import load_scenario
 
 Listener = Any
@@ -95,4 +96,6 @@ def play(
         session.close()
         if responder is not None:
             responder.close()
-    return DemoRun(result, debrief(result.run_id, metrics), responder.log if responder else [])
+    outcome = debrief(result.run_id, metrics)
+    report = write_run_report(outcome, metrics=metrics).main
+    return DemoRun(result, outcome, responder.log if responder else [], report)

@@ -244,7 +244,12 @@ def refine_mitigation(
     if not after:
         return moment
     refined = datetime.fromtimestamp(after[0], UTC)
-    return Moment(refined, moment.how, moment.evidence)
+    coarse, fine = _stamp(moment.at), _stamp(refined)
+    evidence = tuple(
+        Evidence(refined, item.source, item.detail.replace(coarse, fine)) if item.source == "sli" else item
+        for item in moment.evidence
+    )
+    return Moment(refined, moment.how.replace(coarse, fine), evidence)
 
 
 # -- recovery -------------------------------------------------------------------------------
