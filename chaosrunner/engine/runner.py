@@ -283,7 +283,9 @@ class Runner:
                 selector=spec.selector,
                 blast_radius=spec.blast_radius,
                 connections=self.scenario.target,
-                duration=spec.duration,
+                # In gameday mode a fault lasts until the team mitigates, whatever its duration says.
+                duration=spec.duration if self.mode is Mode.AUTOMATED else None,
+                max_duration=self.scenario.gameday.max_duration,
             )
             active = ActiveFault(spec, request, self.emit)
             self.faults.append(active)

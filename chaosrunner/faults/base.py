@@ -149,8 +149,16 @@ class FaultRequest(BaseModel):
     blast_radius: BlastRadius = BlastRadius()
     connections: Connections = Connections()
     duration: timedelta | None = Field(
-        None, description="how long the fault should last; dead-man's switches derive from it"
+        None, description="how long the fault should last; None: until the team mitigates (gameday mode)"
     )
+    max_duration: timedelta | None = Field(
+        None, description="the run's own limit: the longest an open-ended fault can be wanted"
+    )
+
+    @property
+    def hold_for(self) -> timedelta | None:
+        """How long the fault may be needed: what dead-man's switches add their grace to."""
+        return self.duration if self.duration is not None else self.max_duration
 
 
 class TargetRef(BaseModel):

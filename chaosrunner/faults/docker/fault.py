@@ -81,7 +81,7 @@ class DockerFault(Fault):
         self, request: FaultRequest, containers: list[dict[str, Any]], **extra: Any
     ) -> RevertRecord:
         grace = getattr(request.params, "deadman_grace", timedelta(0))
-        hold = (request.duration if request.duration is not None else watchdog.UNBOUNDED_HOLD) + grace
+        hold = (request.hold_for if request.hold_for is not None else watchdog.UNBOUNDED_HOLD) + grace
         return {
             "docker_host": self.host_of(request),
             "run_id": request.run_id,

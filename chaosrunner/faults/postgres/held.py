@@ -133,7 +133,7 @@ class HeldPostgresFault(Fault):
             "dsn_env": dsn_env,
             "application_name": name,
             "label": holder_label(name),
-            "lifetime": lifetime(params, request.duration),
+            "lifetime": lifetime(params, request.hold_for),
             "spec": spec,
             "holder": None,
             "deadline": None,

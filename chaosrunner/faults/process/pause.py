@@ -66,7 +66,7 @@ class ProcessPause(Fault):
         params = request.params
         assert isinstance(params, PauseParams)
         _, victims = choose(request, refuse=_already_stopped)
-        span = request.duration + params.grace if request.duration is not None else params.max_hold
+        span = request.hold_for + params.grace if request.hold_for is not None else params.max_hold
         label = "pause-" + re.sub(r"[^A-Za-z0-9_.-]", "-", f"{request.run_id}-{request.name}")
         record: RevertRecord = {
             "victims": victims,

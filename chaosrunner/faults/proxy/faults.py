@@ -114,7 +114,7 @@ class ProxyFault(Fault):
             "listen": str(listen),
             "upstream": str(upstream),
             "toxics": toxics.model_dump(mode="json"),
-            "hold_seconds": lifecycle.hold_seconds(request.duration, params.hold_limit, params.grace),
+            "hold_seconds": lifecycle.hold_seconds(request.hold_for, params.hold_limit, params.grace),
             "holder": None,
             "address": None,
         }
