@@ -134,3 +134,25 @@ def test_on_the_host_other_containers_mounts_do_not_count_as_ours() -> None:
     # On the host, mountinfo lists every container's mounts; only /etc/hostname inside one counts.
     mountinfo = f"300 29 0:52 / {DOCKER_DATA}/mounts/shm rw - tmpfs shm rw\n"
     assert own_container_ids("4:memory:/process_api/d6eef243\n0::/\n", mountinfo) == set()
+
+
+def test_the_chaos_monkey_picks_one_victim_among_opted_in_containers(fleet: FakeDocker) -> None:
+    fleet.add(make_container("cart-1", labels={"chaosrunner.io/monkey": "enabled"}))
+    fleet.add(make_container("cart-2", labels={"chaosrunner.io/monkey": "enabled"}))
+    fleet.add(make_container("cart-3", labels={"chaosrunner.io/monkey": "disabled"}))
+    picked = {
+        select_and_choose(fleet, _request(ContainerSelector(random=True)), own_ids=set())[0][0].name
+        for _ in range(40)
+    }
+    assert picked == {"cart-1", "cart-2"}  # random among the opted-in, never the others
+
+
+def test_the_chaos_monkey_refuses_a_wider_blast_radius(fleet: FakeDocker) -> None:
+    fleet.add(make_container("cart-1", labels={"chaosrunner.io/monkey": "enabled"}))
+    with pytest.raises(PlanRefused, match="picks exactly one victim"):
+        select_and_choose(fleet, _request(ContainerSelector(random=True), mode="all"), own_ids=set())
+
+
+def test_without_opted_in_containers_the_monkey_has_no_victim(fleet: FakeDocker) -> None:
+    with pytest.raises(PlanRefused, match="matched no running container"):
+        select_and_choose(fleet, _request(ContainerSelector(random=True)), own_ids=set())

@@ -31,13 +31,14 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from chaosrunner.errors import PlanRefused
-from chaosrunner.faults.base import FaultRequest, FaultSelector, choose_targets
+from chaosrunner.faults.base import BlastRadiusMode, FaultRequest, FaultSelector, choose_targets
 from chaosrunner.faults.docker.client import DockerApi
 from chaosrunner.faults.docker.snapshot import ContainerInfo
 
 PROTECT_LABEL = "chaosrunner.protect"
 HOLDER_LABEL = "chaosrunner.holder"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+MONKEY_LABEL = "chaosrunner.io/monkey"
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 DAEMON_PROGRAMS = frozenset({"dockerd", "dockerd-entrypoint.sh", "containerd"})
 _FALSE_WORDS = frozenset({"false", "0", "no", "off"})
@@ -64,13 +65,25 @@ class ContainerSelector(FaultSelector):
     compose_project: str | None = Field(
         None, min_length=1, description="Compose project name (label com.docker.compose.project)"
     )
+    random: bool = Field(
+        False,
+        description="Chaos Monkey: one victim picked at random among containers that opted in with the "
+        "label chaosrunner.io/monkey=enabled (combined with any other criterion given)",
+    )
 
     @model_validator(mode="after")
     def _says_something(self) -> Self:
-        if not (self.name or self.name_regex or self.labels or self.compose_service or self.compose_project):
+        if not (
+            self.name
+            or self.name_regex
+            or self.labels
+            or self.compose_service
+            or self.compose_project
+            or self.random
+        ):
             raise ValueError(
-                "a Docker selector needs at least one of name, name_regex, labels, "
-                "compose_service or compose_project (an empty selector would match every container)"
+                "a Docker selector needs at least one of name, name_regex, labels, compose_service, "
+                "compose_project or random (an empty selector would match every container)"
             )
         if self.name_regex is not None:
             try:
@@ -82,6 +95,8 @@ class ContainerSelector(FaultSelector):
     def required_labels(self) -> dict[str, str]:
         """Label filters the daemon can apply itself (fewer containers to inspect)."""
         labels = dict(self.labels)
+        if self.random:
+            labels[MONKEY_LABEL] = "enabled"  # only containers that opted in to the monkey
         if self.compose_service:
             labels[COMPOSE_SERVICE_LABEL] = self.compose_service
         if self.compose_project:
@@ -190,6 +205,11 @@ def choose(request: FaultRequest, selection: Selection) -> list[ContainerInfo]:
         raise PlanRefused(
             f"fault {request.name!r}: the selector ({request.selector.describe()}) "
             "matched no running container"
+        )
+    if request.selector.random and request.blast_radius.mode is not BlastRadiusMode.ONE:
+        raise PlanRefused(
+            f"fault {request.name!r}: a random (Chaos Monkey) selector picks exactly one victim; "
+            f"blast_radius mode {request.blast_radius.mode.value!r} contradicts it"
         )
     return choose_targets(request.name, selection.eligible, request.blast_radius)
 
