@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from chaosrunner.faults.base import RevertRecord
-from chaosrunner.faults.holder import HolderRecord, HolderSession, spawn, stop
+from chaosrunner.faults.holder import HolderRecord, HolderSession, request_stop, spawn
 
 WATCHDOG_KEY = "watchdog"
 UNBOUNDED_HOLD = timedelta(hours=1)
@@ -46,13 +46,18 @@ def arm(kind: str, record: RevertRecord, deadline: float, label: str) -> dict[st
 
 
 def disarm(record: RevertRecord) -> None:
-    """Stop the record's watchdog without letting it revert. Idempotent; no-op inside it."""
+    """Tell the record's watchdog to stand down without reverting. Idempotent; no-op inside it.
+
+    Only the signal is sent: the watchdog sets its stop flag in its signal
+    handler, before anything else can run in it, so it will not revert; its
+    exit (an interpreter teardown) is not worth delaying the revert for.
+    """
     data = record.get(WATCHDOG_KEY)
     if not data:
         return
     holder = HolderRecord.from_dict(data)
     if holder.pid != os.getpid():
-        stop(holder)
+        request_stop(holder)
 
 
 def hold(spec: dict[str, Any], session: HolderSession) -> None:
