@@ -29,6 +29,7 @@ from chaosrunner.faults.docker import watchdog
 from chaosrunner.faults.docker.client import DockerApi, open_client
 from chaosrunner.faults.docker.selection import ContainerSelector
 from chaosrunner.faults.docker.snapshot import ContainerInfo
+from chaosrunner.faults.holder import find_by_label
 
 Connector = Callable[[str | None], DockerApi]
 """Opens a DockerApi for a daemon address; tests pass a fake's factory."""
@@ -102,19 +103,32 @@ class DockerFault(Fault):
             summary=summary,
         )
 
+    def watchdog_label(self, record: RevertRecord) -> str:
+        """Known before the watchdog starts, so a revert can find it from the planned record."""
+        label = _UNSAFE_LABEL.sub(
+            "_", f"docker-{self.kind.split('.', 1)[1]}-{record['run_id']}-{record['fault']}"
+        )
+        return label[:120]
+
     def arm_watchdog(self, record: RevertRecord) -> RevertRecord:
         """The record with a running watchdog; call BEFORE the side effect, so it covers it."""
         if not (self.arms_watchdog and self._watchdogs) or record.get(watchdog.WATCHDOG_KEY):
             return dict(record)
-        label = _UNSAFE_LABEL.sub(
-            "_", f"docker-{self.kind.split('.', 1)[1]}-{record['run_id']}-{record['fault']}"
-        )
         deadline = watchdog.deadline_after(timedelta(seconds=record["hold_seconds"]), timedelta(0))
-        return {**record, watchdog.WATCHDOG_KEY: watchdog.arm(self.kind, record, deadline, label[:120])}
+        label = self.watchdog_label(record)
+        return {**record, watchdog.WATCHDOG_KEY: watchdog.arm(self.kind, record, deadline, label)}
 
-    @staticmethod
-    def disarm_watchdog(record: RevertRecord) -> None:
-        watchdog.disarm(record)
+    def disarm_watchdog(self, record: RevertRecord) -> None:
+        """Stand the watchdog down - found by its label when the injector died before recording it.
+
+        An orphaned watchdog would otherwise wake at its deadline and revert a
+        *later* run's fault on the same container.
+        """
+        if record.get(watchdog.WATCHDOG_KEY) or not self.arms_watchdog or "run_id" not in record:
+            watchdog.disarm(record)
+            return
+        for orphan in find_by_label(self.watchdog_label(record)):
+            watchdog.disarm({watchdog.WATCHDOG_KEY: orphan.as_dict()})
 
 
 def exclusions_note(excluded: list[tuple[ContainerInfo, str]]) -> str:
