@@ -122,21 +122,68 @@ def runs(as_json: bool) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def recover(as_json: bool) -> None:
-    """Revert faults left behind by runs whose process died. Never touches a live run."""
-    from chaosrunner.engine.recovery import recover_all
+@click.option("--kubernetes", is_flag=True, help="Also sweep what runs left in a cluster, by label.")
+@click.option("--run", "run_id", help="With --kubernetes: sweep this run only (its journal may be lost).")
+@click.option(
+    "--all-runs", is_flag=True, help="With --kubernetes: every run labelled in the cluster, not only ours."
+)
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), help="kubeconfig file.")
+@click.option("--context", help="kubeconfig context.")
+@click.option("--in-cluster", is_flag=True, help="Use the pod's service account.")
+def recover(
+    as_json: bool,
+    kubernetes: bool,
+    run_id: str | None,
+    all_runs: bool,
+    kubeconfig: Path | None,
+    context: str | None,
+    in_cluster: bool,
+) -> None:
+    """Revert faults left behind by runs whose process died. Never touches a live run.
+
+    With --kubernetes it also sweeps the cluster by the labels chaosrunner puts
+    on everything it creates or changes - even after the journal was lost.
+    """
+    from chaosrunner.engine.recovery import recover_all, recover_kubernetes
 
     outcomes = recover_all()
+    sweeps: list[Any] = []
+    if kubernetes:
+        from chaosrunner.faults.connections import KubernetesConnection
+
+        connection = KubernetesConnection(kubeconfig=kubeconfig, context=context, in_cluster=in_cluster)
+        sweeps = recover_kubernetes(connection, run_id, every_run=all_runs)
+    elif run_id or all_runs:
+        raise click.UsageError("--run and --all-runs go with --kubernetes")
+    failed = any(outcome.failed for outcome in outcomes) or any(report.failed for report in sweeps)
     if as_json:
-        echo_json([outcome.__dict__ for outcome in outcomes])
-    elif not outcomes:
+        echo_json(
+            {
+                "runs": [outcome.__dict__ for outcome in outcomes],
+                "kubernetes": [report.as_dict() for report in sweeps],
+            }
+        )
+        if failed:
+            raise SystemExit(1)
+        return
+    if not outcomes and not any(not report.nothing_found() for report in sweeps):
         click.echo("nothing to recover: no dead run left a fault behind")
-    for outcome in outcomes if not as_json else []:
+    for outcome in outcomes:
         for fault in outcome.reverted:
             click.echo(f"{outcome.run_id}: reverted {fault}")
         for fault, error in outcome.failed.items():
             click.echo(f"{outcome.run_id}: FAILED to revert {fault}: {error}", err=True)
-    if any(outcome.failed for outcome in outcomes):
+    for report in sweeps:
+        for verb, items in (
+            ("stopped", report.stopped),
+            ("deleted", report.deleted),
+            ("restored", report.restored),
+        ):
+            for item in items:
+                click.echo(f"{report.run_id or 'cluster'}: {verb} {item}")
+        for item, error in report.failed.items():
+            click.echo(f"{report.run_id or 'cluster'}: FAILED {item}: {error}", err=True)
+    if failed:
         raise SystemExit(1)
 
 

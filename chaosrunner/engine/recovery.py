@@ -11,10 +11,12 @@ run at any time, from cron or by hand, as often as you like.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from chaosrunner.engine.injection import retry_revert
 from chaosrunner.engine.journal import JournalEvent
 from chaosrunner.engine.rundir import RunDir, all_runs
+from chaosrunner.errors import UsageError
 from chaosrunner.faults.registry import registry
 
 
@@ -94,3 +96,30 @@ def recover_run(run: RunDir) -> RecoveryOutcome:
 def recover_all() -> list[RecoveryOutcome]:
     """Recover every dead run that left faults behind; live runs are skipped."""
     return [recover_run(run) for run in all_runs() if needs_recovery(run)]
+
+
+def recover_kubernetes(connection: Any, run_id: str | None = None, *, every_run: bool = False) -> list[Any]:
+    """Sweep what runs left in a cluster, by label, even when their journals are gone.
+
+    ``run_id``: that run only. Otherwise the runs this machine knows whose
+    runner is dead, or - with ``every_run`` - every run labelled in the cluster
+    (for a journal lost with its machine). A run live on this machine is never
+    swept; a run live on *another* machine cannot be seen from here, which is
+    why sweeping everything is an explicit choice.
+    """
+    from chaosrunner.faults.kubernetes.sweep import runs_in_cluster, sweep
+
+    local = {run.run_id: run for run in all_runs()}
+    if run_id is not None:
+        if run_id in local and local[run_id].is_live():
+            raise UsageError(
+                f"run {run_id} is live on this machine: abort it instead (`chaosrunner abort {run_id}`)"
+            )
+        return [sweep(connection, run_id)]
+    in_cluster = runs_in_cluster(connection)
+    wanted = sorted(
+        found
+        for found in in_cluster
+        if (found in local and not local[found].is_live()) or (every_run and found not in local)
+    )
+    return [sweep(connection, found) for found in wanted]

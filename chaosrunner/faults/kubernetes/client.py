@@ -1,0 +1,390 @@
+"""The Kubernetes adapter: the one module that imports the ``kubernetes`` client.
+
+Everything the faults need goes through ``LiveKubeApi`` (the ``KubeApi``
+interface of ``api.py``): configuration loading (kubeconfig with a context, or
+the in-cluster service account), the server version, plain JSON requests, the
+exec websocket, logs and watches. Library exceptions stop here:
+
+- an HTTP error status becomes ``NotFound``/``Conflict``/``TooManyRequests``/
+  ``Invalid``/``Forbidden`` (``api.py``), with the server's own message;
+- a connection that fails (refused, TLS, timeout) becomes
+  ``ServiceUnreachable`` naming the API server's address;
+- a kubeconfig that cannot be loaded becomes ``EnvironmentProblem``.
+
+Requests are made through the client's low-level ``param_serialize`` and
+``call_api`` with dict bodies, not through the generated typed methods: client
+37 validates bodies against the newest API, which rejects requests that older
+servers need (see ``api.py``). ``kubernetes`` is imported inside functions, so
+importing this module costs nothing until a fault talks to a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from chaosrunner.errors import EnvironmentProblem, FaultError, ServiceUnreachable
+from chaosrunner.faults.kubernetes.api import (
+    Conflict,
+    ExecResult,
+    ExecTimedOut,
+    Forbidden,
+    Invalid,
+    KubeApi,
+    KubeStatus,
+    NotFound,
+    Obj,
+    TooManyRequests,
+    WatchEvent,
+    resource,
+)
+from chaosrunner.faults.kubernetes.target import KubeTarget
+
+REQUEST_TIMEOUT = (5.0, 30.0)
+"""(connect, read) seconds for ordinary requests."""
+POOL_SIZE = 32
+"""HTTP connections kept per API server: pod-kill deletes with up to this many threads."""
+
+_STATUS_ERRORS: dict[int, type[KubeStatus]] = {
+    400: Invalid,
+    401: Forbidden,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    410: Conflict,
+    422: Invalid,
+    429: TooManyRequests,
+}
+
+
+def open_api(target: KubeTarget) -> KubeApi:
+    """A live API for ``target``; raises EnvironmentProblem when its configuration cannot be loaded."""
+    return LiveKubeApi(target)
+
+
+def _configuration(target: KubeTarget) -> Any:
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    configuration = client.Configuration()
+    try:
+        if target.in_cluster:
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config(
+                config_file=target.kubeconfig,
+                context=target.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+    except (ConfigException, OSError, ValueError, TypeError) as exc:
+        raise EnvironmentProblem(
+            f"cannot load the Kubernetes configuration ({target.describe()}): {exc}"
+        ) from exc
+    configuration.connection_pool_maxsize = POOL_SIZE
+    return configuration
+
+
+class LiveKubeApi(KubeApi):
+    def __init__(self, target: KubeTarget) -> None:
+        from kubernetes import client
+
+        self.target = target
+        self._configuration = _configuration(target)
+        self._client = client.ApiClient(self._configuration)
+        self._version: tuple[int, int] | None = None
+
+    @property
+    def server(self) -> str:
+        return str(self._configuration.host)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ---------------------------------------------------------------- requests
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, Any]] | None = None,
+        body: Obj | None = None,
+        content_type: str = "application/json",
+        timeout: Any = REQUEST_TIMEOUT,
+    ) -> Any:
+        """One request; returns the client's RESTResponse with the body NOT yet read."""
+        from kubernetes.client.exceptions import ApiException
+
+        request = self._client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self._client.call_api(*request, _request_timeout=timeout)
+        except ApiException as exc:
+            raise self._status_error(method, path, exc.status or 0, exc.reason or "", exc.body) from exc
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise ServiceUnreachable(
+                    f"the Kubernetes API at {self.server} did not answer: {exc}"
+                ) from exc
+            raise
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise self._status_error(method, path, response.status, response.reason or "", response.data)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._call(method, path, **kwargs)
+        try:
+            data = response.read()
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise ServiceUnreachable(f"the Kubernetes API at {self.server} broke off: {exc}") from exc
+            raise
+        return json.loads(data) if data else {}
+
+    @staticmethod
+    def _status_error(method: str, path: str, status: int, reason: str, body: Any) -> KubeStatus:
+        message = reason
+        if body:
+            try:
+                decoded = json.loads(body)
+                message = decoded.get("message") or reason
+                reason = decoded.get("reason") or reason
+            except (ValueError, AttributeError, TypeError):
+                message = str(body)[:300]
+        error = _STATUS_ERRORS.get(status, KubeStatus)
+        return error(f"{method} {path}: {status} {message}", status, reason)
+
+    # ---------------------------------------------------------------- KubeApi
+
+    def server_version(self) -> tuple[int, int]:
+        if self._version is None:
+            info = self._json("GET", "/version")
+            self._version = parse_version(str(info.get("major", "")), str(info.get("minor", "")))
+        return self._version
+
+    def get(
+        self, plural: str, name: str, namespace: str | None = None, *, subresource: str | None = None
+    ) -> Obj:
+        result: Obj = self._json("GET", resource(plural).path(namespace, name, subresource))
+        return result
+
+    def list(
+        self,
+        plural: str,
+        namespace: str | None = None,
+        *,
+        labels: str | None = None,
+        fields: str | None = None,
+    ) -> list[Obj]:
+        query = _selectors(labels, fields)
+        items: list[Obj] = []
+        token: str | None = None
+        while True:
+            page = self._json(
+                "GET",
+                resource(plural).path(namespace),
+                query=[*query, ("limit", 500), *([("continue", token)] if token else [])],
+            )
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    def create(
+        self,
+        plural: str,
+        body: Obj,
+        namespace: str | None = None,
+        *,
+        name: str | None = None,
+        subresource: str | None = None,
+    ) -> Obj:
+        result: Obj = self._json("POST", resource(plural).path(namespace, name, subresource), body=body)
+        return result
+
+    def replace(
+        self,
+        plural: str,
+        name: str,
+        body: Obj,
+        namespace: str | None = None,
+        *,
+        subresource: str | None = None,
+    ) -> Obj:
+        result: Obj = self._json("PUT", resource(plural).path(namespace, name, subresource), body=body)
+        return result
+
+    def patch(
+        self,
+        plural: str,
+        name: str,
+        body: Obj,
+        namespace: str | None = None,
+        *,
+        strategic: bool = False,
+        subresource: str | None = None,
+    ) -> Obj:
+        kind = "application/strategic-merge-patch+json" if strategic else "application/merge-patch+json"
+        result: Obj = self._json(
+            "PATCH", resource(plural).path(namespace, name, subresource), body=body, content_type=kind
+        )
+        return result
+
+    def delete(
+        self,
+        plural: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        grace_seconds: int | None = None,
+        uid: str | None = None,
+    ) -> bool:
+        options: Obj = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        if grace_seconds is not None:
+            options["gracePeriodSeconds"] = grace_seconds
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
+        try:
+            self._json("DELETE", resource(plural).path(namespace, name), body=options)
+        except NotFound:
+            return False
+        return True
+
+    def watch(
+        self,
+        plural: str,
+        namespace: str | None = None,
+        *,
+        labels: str | None = None,
+        fields: str | None = None,
+        resource_version: str | None = None,
+        timeout: float = 30.0,
+    ) -> Iterator[WatchEvent]:
+        query = [*_selectors(labels, fields), ("watch", "true"), ("timeoutSeconds", max(1, int(timeout)))]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        response = self._call(
+            "GET", resource(plural).path(namespace), query=query, timeout=(REQUEST_TIMEOUT[0], timeout + 10)
+        )
+        raw = response.response
+        try:
+            for line in _lines(raw):
+                event = json.loads(line)
+                yield WatchEvent(str(event.get("type")), event.get("object") or {})
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise ServiceUnreachable(f"the watch on {self.server} broke off: {exc}") from exc
+            raise
+        finally:
+            raw.release_conn()
+
+    def exec(
+        self, namespace: str, pod: str, container: str, argv: Sequence[str], *, timeout: float = 30.0
+    ) -> ExecResult:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.stream import stream
+
+        core = client.CoreV1Api(self._client)
+        try:
+            session = stream(
+                core.connect_get_namespaced_pod_exec,
+                pod,
+                namespace,
+                container=container,
+                command=list(argv),
+                stderr=True,
+                stdin=False,
+                stdout=True,
+                tty=False,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            # The websocket handshake carries the server's Status in its reason text.
+            text = str(exc.reason or exc)
+            if "not found" in text.lower():
+                raise NotFound(f"exec in {namespace}/{pod} [{container}]: {text}", 404) from exc
+            if "not valid" in text.lower() or "400" in text:
+                raise Invalid(f"exec in {namespace}/{pod} [{container}]: {text}", 400) from exc
+            if _is_connection_error(exc) or exc.status == 0:
+                raise ServiceUnreachable(f"exec through {self.server} failed: {text}") from exc
+            raise FaultError(f"exec in {namespace}/{pod} [{container}]: {text}") from exc
+        stdout: list[str] = []
+        stderr: list[str] = []
+        try:
+            session.run_forever(timeout=timeout)
+            stdout.append(session.read_stdout() or "")
+            stderr.append(session.read_stderr() or "")
+            if session.is_open():
+                raise ExecTimedOut(
+                    f"exec in {namespace}/{pod} [{container}] did not finish within {timeout:g}s"
+                )
+            code = session.returncode
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise FaultError(
+                f"exec in {namespace}/{pod} [{container}]: unreadable exit status ({exc})"
+            ) from exc
+        finally:
+            session.close()
+        return ExecResult(int(code if code is not None else -1), "".join(stdout), "".join(stderr))
+
+    def logs(
+        self, namespace: str, pod: str, container: str | None = None, *, tail_lines: int | None = None
+    ) -> str:
+        query: list[tuple[str, Any]] = []
+        if container:
+            query.append(("container", container))
+        if tail_lines:
+            query.append(("tailLines", tail_lines))
+        response = self._call("GET", resource("pods").path(namespace, pod, "log"), query=query)
+        data = response.read()
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+
+
+def parse_version(major: str, minor: str) -> tuple[int, int]:
+    """(1, 20) from the /version fields; providers append '+' to the minor ('20+')."""
+    digits = "".join(ch for ch in minor if ch.isdigit())
+    try:
+        return int(major), int(digits)
+    except ValueError as exc:
+        raise FaultError(f"unreadable Kubernetes server version {major!r}.{minor!r}") from exc
+
+
+def _selectors(labels: str | None, fields: str | None) -> list[tuple[str, Any]]:
+    query: list[tuple[str, Any]] = []
+    if labels:
+        query.append(("labelSelector", labels))
+    if fields:
+        query.append(("fieldSelector", fields))
+    return query
+
+
+def _lines(raw: Any) -> Iterator[bytes]:
+    """Newline-delimited JSON from a streaming response (a watch sends one event per line)."""
+    pending = b""
+    for chunk in raw.stream(4096, decode_content=True):
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    import urllib3.exceptions
+
+    return isinstance(
+        exc,
+        urllib3.exceptions.HTTPError | ConnectionError | TimeoutError | OSError,
+    )

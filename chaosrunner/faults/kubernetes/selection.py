@@ -1,0 +1,344 @@
+"""Which pods, workloads and nodes a Kubernetes fault may hit: selectors and safety rules.
+
+Selectors are Kubernetes' own: ``labels`` (equality, like ``matchLabels``),
+``label_selector`` (the full set-based syntax, ``app in (web,api),tier!=db``)
+and ``field_selector`` (``spec.nodeName=node-1``, ``status.phase=Running``),
+evaluated by the API server; ``name`` is a glob on the object name, applied
+here. Every criterion given must match. An empty selector is refused by
+validation: "every pod in the namespace" is never what a scenario means.
+
+Safety, checked in ``plan`` before anything is touched:
+
+- the **namespace allowlist**: a namespace may be touched when the scenario
+  names it in ``target.kubernetes.allowed_namespaces`` or when the namespace
+  itself carries the annotation ``chaosrunner.io/allow-chaos=true`` (its
+  owner's consent, visible to anyone who looks at it);
+- ``kube-system`` is refused unless ``allowed_namespaces`` names it
+  explicitly: an annotation is not enough for the cluster's own machinery;
+- objects labelled ``chaosrunner.io/protect=true`` are left alone, and so is
+  everything chaosrunner created itself (its agents and holders);
+- pods being deleted, not Running, or mirror pods of static manifests (deleting
+  one does not stop it) are dropped and named in the plan.
+
+Then ``choose_targets`` applies the blast radius (and refuses an empty match).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from pydantic import Field, model_validator
+
+from chaosrunner.errors import PlanRefused
+from chaosrunner.faults.base import BlastRadius, FaultSelector, choose_targets
+from chaosrunner.faults.connections import KubernetesConnection
+from chaosrunner.faults.kubernetes.api import Invalid, KubeApi, NotFound, Obj
+from chaosrunner.faults.kubernetes.ownership import (
+    ALLOW_CHAOS,
+    annotations_of,
+    is_ours,
+    is_protected,
+    labels_of,
+)
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+PROTECTED_NAMESPACE = "kube-system"
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+
+
+class _KubeSelector(FaultSelector):
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="labels the object must carry, each with exactly this value"
+    )
+    label_selector: str | None = Field(
+        None, min_length=1, description="Kubernetes label selector, set-based syntax allowed: app in (a,b)"
+    )
+    field_selector: str | None = Field(
+        None, min_length=1, description="Kubernetes field selector, e.g. spec.nodeName=node-1"
+    )
+    name: str | None = Field(None, min_length=1, description="glob on the object name (fnmatch: web-*)")
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Self:
+        if not (self.labels or self.label_selector or self.field_selector or self.name):
+            raise ValueError(
+                "a Kubernetes selector needs at least one of labels, label_selector, field_selector or name "
+                "(an empty selector would match everything)"
+            )
+        return self
+
+    def label_query(self) -> str | None:
+        terms = [f"{key}={value}" for key, value in sorted(self.labels.items())]
+        if self.label_selector:
+            terms.append(self.label_selector)
+        return ",".join(terms) or None
+
+    def name_matches(self, name: str) -> bool:
+        return self.name is None or fnmatch.fnmatchcase(name, self.name)
+
+
+class PodSelector(_KubeSelector):
+    """Pods in one namespace; every criterion given must match."""
+
+    namespace: str | None = Field(
+        None, pattern=DNS_LABEL, description="namespace of the pods; default: target.kubernetes.namespace"
+    )
+
+
+class WorkloadSelector(_KubeSelector):
+    """Deployments (or StatefulSets) in one namespace."""
+
+    namespace: str | None = Field(
+        None,
+        pattern=DNS_LABEL,
+        description="namespace of the workloads; default: target.kubernetes.namespace",
+    )
+
+
+class NodeSelector(_KubeSelector):
+    """Nodes of the cluster (they belong to no namespace)."""
+
+
+# ----------------------------------------------------------------------------- namespaces
+
+
+def namespace_of(selector: PodSelector | WorkloadSelector, connection: KubernetesConnection) -> str:
+    return selector.namespace or connection.namespace
+
+
+def namespace_refusal(namespace: Obj | None, name: str, allowed: Sequence[str]) -> str | None:
+    """Why ``name`` may not be touched, or None when it may (pure: the namespace object is given)."""
+    if namespace is None:
+        return f"namespace {name!r} does not exist"
+    if (namespace.get("status") or {}).get("phase") == "Terminating":
+        return f"namespace {name!r} is being deleted"
+    if name in allowed:
+        return None
+    if name == PROTECTED_NAMESPACE:
+        return (
+            f"namespace {name!r} is refused unless target.kubernetes.allowed_namespaces names it "
+            "explicitly (its allow-chaos annotation is not enough)"
+        )
+    if str(annotations_of(namespace).get(ALLOW_CHAOS, "")).lower() == "true":
+        return None
+    return (
+        f"namespace {name!r} is not allowed: add it to target.kubernetes.allowed_namespaces "
+        f"or annotate it {ALLOW_CHAOS}=true"
+    )
+
+
+def check_namespace(api: KubeApi, fault: str, name: str, allowed: Sequence[str]) -> None:
+    """Refuse the plan unless faults may touch namespace ``name``."""
+    namespace: Obj | None
+    try:
+        namespace = api.get("namespaces", name)
+    except NotFound:
+        namespace = None
+    refusal = namespace_refusal(namespace, name, allowed)
+    if refusal:
+        raise PlanRefused(f"fault {fault!r}: {refusal}")
+
+
+def namespace_allowed(api: KubeApi, name: str, allowed: Sequence[str]) -> bool:
+    try:
+        namespace: Obj | None = api.get("namespaces", name)
+    except NotFound:
+        namespace = None
+    return namespace_refusal(namespace, name, allowed) is None
+
+
+# ----------------------------------------------------------------------------- pods
+
+
+@dataclass(frozen=True)
+class OwnerRef:
+    kind: str
+    name: str
+    namespace: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "name": self.name, "namespace": self.namespace}
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """The facts about a pod that selection, plans and records use."""
+
+    namespace: str
+    name: str
+    uid: str
+    node: str
+    phase: str
+    ip: str
+    labels: dict[str, str]
+    containers: dict[str, str]
+    """container name -> runtime id (``docker://...``), for running containers."""
+    restarts: dict[str, int]
+    controller: tuple[str, str] | None
+    """(kind, name) of the controlling owner reference."""
+    terminating: bool
+    mirror: bool
+    raw: Obj = field(repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, pod: Obj) -> PodInfo:
+        meta = pod.get("metadata") or {}
+        spec = pod.get("spec") or {}
+        status = pod.get("status") or {}
+        statuses = status.get("containerStatuses") or []
+        controller = next(
+            (
+                (ref["kind"], ref["name"])
+                for ref in meta.get("ownerReferences") or []
+                if ref.get("controller")
+            ),
+            None,
+        )
+        return cls(
+            namespace=str(meta.get("namespace", "")),
+            name=str(meta.get("name", "")),
+            uid=str(meta.get("uid", "")),
+            node=str(spec.get("nodeName") or ""),
+            phase=str(status.get("phase") or ""),
+            ip=str(status.get("podIP") or ""),
+            labels=dict(meta.get("labels") or {}),
+            containers={
+                entry["name"]: entry["containerID"]
+                for entry in statuses
+                if entry.get("containerID") and "running" in (entry.get("state") or {})
+            },
+            restarts={entry["name"]: int(entry.get("restartCount", 0)) for entry in statuses},
+            controller=controller,
+            terminating=bool(meta.get("deletionTimestamp")),
+            mirror=MIRROR_ANNOTATION in (meta.get("annotations") or {}),
+            raw=pod,
+        )
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def container_names(self) -> list[str]:
+        return [container["name"] for container in (self.raw.get("spec") or {}).get("containers") or []]
+
+
+Suitability = Callable[[PodInfo], str | None]
+"""Why a matched pod is unsuitable for a fault (None: suitable)."""
+
+
+def running(pod: PodInfo) -> str | None:
+    if pod.terminating:
+        return "is being deleted"
+    if pod.phase != "Running":
+        return f"is {pod.phase or 'in an unknown phase'}, not Running"
+    return None
+
+
+@dataclass
+class PodSelection:
+    targets: list[PodInfo]
+    excluded: list[tuple[PodInfo, str]]
+    namespace: str
+
+    def note(self) -> str:
+        if not self.excluded:
+            return ""
+        return " (left alone: " + "; ".join(f"{pod.name} {why}" for pod, why in self.excluded) + ")"
+
+
+def list_pods(api: KubeApi, fault: str, namespace: str, selector: _KubeSelector) -> list[Obj]:
+    try:
+        return api.list("pods", namespace, labels=selector.label_query(), fields=selector.field_selector)
+    except Invalid as exc:
+        raise PlanRefused(f"fault {fault!r}: the API server refused the selector: {exc}") from exc
+
+
+def select_pods(
+    api: KubeApi,
+    fault: str,
+    selector: PodSelector,
+    connection: KubernetesConnection,
+    blast_radius: BlastRadius,
+    suitable: Suitability = running,
+) -> PodSelection:
+    """Matching pods that the safety rules allow, narrowed by the blast radius."""
+    namespace = namespace_of(selector, connection)
+    check_namespace(api, fault, namespace, connection.allowed_namespaces)
+    candidates: list[PodInfo] = []
+    excluded: list[tuple[PodInfo, str]] = []
+    for raw in list_pods(api, fault, namespace, selector):
+        pod = PodInfo.parse(raw)
+        if not selector.name_matches(pod.name):
+            continue
+        if is_ours(raw):
+            continue  # chaosrunner's own agents and holders are never targets, nor worth a mention
+        why = "is labelled chaosrunner.io/protect=true" if is_protected(raw) else None
+        if why is None and pod.mirror:
+            why = "is a static (mirror) pod: the API cannot stop it"
+        why = why or suitable(pod)
+        if why:
+            excluded.append((pod, why))
+        else:
+            candidates.append(pod)
+    candidates.sort(key=lambda pod: pod.name)
+    return PodSelection(choose_targets(fault, candidates, blast_radius), excluded, namespace)
+
+
+def names(pods: Sequence[PodInfo]) -> str:
+    shown = ", ".join(pod.name for pod in pods[:5])
+    return shown + (f" and {len(pods) - 5} more" if len(pods) > 5 else "")
+
+
+# ----------------------------------------------------------------------------- owners
+
+
+def workload_of(api: KubeApi, pod: PodInfo) -> OwnerRef | None:
+    """The Deployment, StatefulSet, DaemonSet (or bare ReplicaSet) that keeps this pod's replicas."""
+    if pod.controller is None:
+        return None
+    kind, name = pod.controller
+    if kind == "ReplicaSet":
+        try:
+            replica_set = api.get("replicasets", name, pod.namespace)
+        except NotFound:
+            return OwnerRef(kind, name, pod.namespace)
+        parent = next(
+            (
+                ref
+                for ref in (replica_set.get("metadata") or {}).get("ownerReferences") or []
+                if ref.get("controller")
+            ),
+            None,
+        )
+        if parent is not None and parent.get("kind") == "Deployment":
+            return OwnerRef("Deployment", str(parent["name"]), pod.namespace)
+    return OwnerRef(kind, name, pod.namespace)
+
+
+def selector_string(match: dict[str, Any]) -> str:
+    """A workload's ``spec.selector`` (matchLabels and matchExpressions) as a label selector string."""
+    terms = [f"{key}={value}" for key, value in sorted((match.get("matchLabels") or {}).items())]
+    for expression in match.get("matchExpressions") or []:
+        key, operator = expression["key"], expression["operator"]
+        values = ",".join(expression.get("values") or [])
+        terms.append(
+            {"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key}.get(
+                operator, f"!{key}"
+            )
+        )
+    return ",".join(terms)
+
+
+def is_workload_protected(obj: Obj) -> bool:
+    return is_protected(obj)
+
+
+def workload_labels(obj: Obj) -> dict[str, str]:
+    return labels_of(obj)
