@@ -11,10 +11,10 @@ STAMP := .make
 
 .PHONY: install services browser services-stop cluster lint demo demo-down test test-unit test-integration test-e2e bench clean
 
+# compat mode: a plain path entry instead of an import-hook finder, which cost
+# ~25 ms on every start-up (bench/startup.py).
 $(STAMP)/installed: pyproject.toml
 	@mkdir -p $(STAMP)
-	# compat mode: a plain path entry instead of an import-hook finder, which cost
-	# ~25 ms on every start-up (bench/startup.py).
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]' --config-settings editable_mode=compat
 	@touch $@
 
