@@ -68,6 +68,18 @@ def webhook() -> Iterator[tuple[str, list[dict]]]:
     server.shutdown()
 
 
+def _last_exit_code_line(schedule: str) -> str | None:
+    metrics = urllib.request.urlopen(f"{PUSHGATEWAY}/metrics").read().decode()
+    return next(
+        (
+            row
+            for row in metrics.splitlines()
+            if row.startswith("chaosrunner_scheduled_run_last_exit_code") and f'schedule="{schedule}"' in row
+        ),
+        None,
+    )
+
+
 def paused(victim: Any) -> bool:
     victim.reload()
     return bool(victim.attrs["State"]["Paused"])
@@ -135,13 +147,10 @@ def test_a_scheduled_run_end_to_end_then_sigterm_reverts_and_exits(
         first = wait(lambda: [r for r in history(state, name) if r["outcome"] == "run"], timeout=90)[0]
         assert (first["status"], first["exit_code"]) == ("completed", 0), first
         assert not paused(container)
-        metrics = urllib.request.urlopen(f"{PUSHGATEWAY}/metrics").read().decode()
-        line = next(
-            row
-            for row in metrics.splitlines()
-            if row.startswith("chaosrunner_scheduled_run_last_exit_code") and f'schedule="{name}"' in row
-        )
+        # The history is written first (it is the record); the push and the webhooks follow.
+        line = wait(lambda: _last_exit_code_line(name), timeout=15)
         assert line.endswith(" 0")
+        wait(lambda: len(received) >= 2, timeout=15)
         assert [event["event"] for event in received] == ["start", "finish"]
         # The second run: SIGTERM while the container is paused.
         wait(lambda: paused(container), timeout=75)
