@@ -26,6 +26,7 @@ from typing import Any
 
 from chaosrunner.demo import database
 from chaosrunner.demo.exposition import Metrics
+from chaosrunner.signals import set_event_handler
 
 MONITOR_DSN_ENV = "DEMO_MONITOR_DSN"
 
@@ -133,7 +134,7 @@ def main() -> None:
     ]
     for worker in workers:
         worker.start()
-    signal.signal(signal.SIGTERM, lambda *_: traffic.stop.set())
+    signal.signal(signal.SIGTERM, set_event_handler(traffic.stop))
     while not traffic.stop.wait(0.5):
         pass
     traffic.users.shutdown(wait=False, cancel_futures=True)

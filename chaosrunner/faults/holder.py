@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosrunner.errors import FaultError
+from chaosrunner.signals import set_event_handler
 from chaosrunner.statedir import state_dir
 
 READY = b"ready\n"
@@ -211,7 +212,7 @@ def _main(payload: str) -> None:
     request = json.loads(payload)
     session = HolderSession(request["deadline"], request["label"])
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, lambda *_: session.stopping.set())
+        signal.signal(signum, set_event_handler(session.stopping))
     hold = importlib.import_module(request["module"]).hold
     hold(request["spec"], session)
 

@@ -35,6 +35,7 @@ from chaosrunner.schedule.locks import target_lock
 from chaosrunner.schedule.models import ResolvedEntry, WebhookEvent
 from chaosrunner.schedule.notify import notify
 from chaosrunner.schedule.timing import Occurrence, jitter_for, refusal, slots
+from chaosrunner.signals import set_event_handler
 
 LATE_TOLERANCE = timedelta(minutes=1)
 """A slot found later than this after its start is missed, not run."""
@@ -232,4 +233,4 @@ class ScheduleDaemon:
     def install_signal_handlers(self) -> None:
         """Outside runs, SIGTERM/SIGINT stop the loop; during a run the runner reverts first."""
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: self.stop.set())
+            signal.signal(signum, set_event_handler(self.stop))

@@ -99,7 +99,8 @@ class _Stop:
 
     def _handler(self, signum: int, _frame: object) -> None:
         self.why = signal.Signals(signum).name
-        self.event.set()
+        # Not event.set() here: the main thread may hold the event's lock (see chaosrunner.signals).
+        threading.Thread(target=self.event.set, daemon=True).start()
 
 
 def _enter(spec: dict[str, Any]) -> None:
