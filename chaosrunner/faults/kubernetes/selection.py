@@ -33,7 +33,7 @@ from typing import Any, Self
 from pydantic import Field, model_validator
 
 from chaosrunner.errors import PlanRefused
-from chaosrunner.faults.base import BlastRadius, FaultSelector, choose_targets
+from chaosrunner.faults.base import BlastRadius, BlastRadiusMode, FaultSelector, choose_targets
 from chaosrunner.faults.connections import KubernetesConnection
 from chaosrunner.faults.kubernetes.api import Invalid, KubeApi, NotFound, Obj
 from chaosrunner.faults.kubernetes.ownership import (
@@ -80,12 +80,34 @@ class _KubeSelector(FaultSelector):
         return self.name is None or fnmatch.fnmatchcase(name, self.name)
 
 
+MONKEY_LABEL = "chaosrunner.io/monkey"
+
+
 class PodSelector(_KubeSelector):
     """Pods in one namespace; every criterion given must match."""
 
     namespace: str | None = Field(
         None, pattern=DNS_LABEL, description="namespace of the pods; default: target.kubernetes.namespace"
     )
+    random: bool = Field(
+        False,
+        description="Chaos Monkey: one victim picked at random among pods that opted in with the label "
+        "chaosrunner.io/monkey=enabled (combined with any other criterion given)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _monkey_alone_is_enough(cls, data: Any) -> Any:
+        # `random: true` by itself is a complete selector: it means "the opted-in pods".
+        if isinstance(data, dict) and data.get("random") is True and not data.get("labels"):
+            return {**data, "labels": {MONKEY_LABEL: "enabled"}}
+        return data
+
+    def label_query(self) -> str | None:
+        query = super().label_query()
+        if self.random and MONKEY_LABEL not in self.labels:
+            query = ",".join(filter(None, [query, f"{MONKEY_LABEL}=enabled"]))
+        return query
 
 
 class WorkloadSelector(_KubeSelector):
@@ -288,6 +310,11 @@ def select_pods(
         else:
             candidates.append(pod)
     candidates.sort(key=lambda pod: pod.name)
+    if selector.random and blast_radius.mode is not BlastRadiusMode.ONE:
+        raise PlanRefused(
+            f"fault {fault!r}: a random (Chaos Monkey) selector picks exactly one victim; "
+            f"blast_radius mode {blast_radius.mode.value!r} contradicts it"
+        )
     return PodSelection(choose_targets(fault, candidates, blast_radius), excluded, namespace)
 
 
