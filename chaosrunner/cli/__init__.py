@@ -12,6 +12,7 @@ scope (no pydantic, docker, kubernetes, psycopg or matplotlib), so
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -20,19 +21,45 @@ from typing import Any
 import click
 
 from chaosrunner import __version__
-from chaosrunner.cli import (
-    demo_commands,
-    gameday_commands,
-    report_commands,
-    run_commands,
-    scenario_commands,
-    schedule_commands,
-)
 from chaosrunner.errors import ChaosrunnerError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    # name: (module in chaosrunner.cli, what `chaosrunner --help` says about it)
+    "validate": ("scenario_commands", "Check scenario, abort-condition and schedule files."),
+    "plan": ("scenario_commands", "Dry run: timeline, abort conditions, safety checks."),
+    "faults": ("scenario_commands", "The fault catalog with every param documented."),
+    "schema": ("scenario_commands", "The JSON Schema of scenario files, for editors."),
+    "run": ("run_commands", "Run a scenario: inject, watch, always revert."),
+    "runs": ("run_commands", "List runs and their status."),
+    "recover": ("run_commands", "Revert what dead runs left behind (--kubernetes too)."),
+    "abort": ("run_commands", "Stop one run, or all of them (the kill switch)."),
+    "mark": ("gameday_commands", "Record what the team did during a gameday."),
+    "score": ("gameday_commands", "TTD, TTM, TTR and the team's score for a run."),
+    "report": ("report_commands", "Write a run's debrief report (HTML, Markdown, JSON)."),
+    "history": ("report_commands", "TTD, TTM and score across runs of a scenario."),
+    "demo": ("demo_commands", "Play a whole gameday on the embedded sandbox."),
+    "schedule": ("schedule_commands", "Scheduled chaos: daemon, next runs, CronJob export."),
+}
+"""Commands load on use: `chaosrunner --help` imports none of their modules (start-up time)."""
 
 
 class ChaosrunnerGroup(click.Group):
-    """Maps our exceptions to messages and exit codes, once, at the top."""
+    """Loads commands lazily, and maps our exceptions to messages and exit codes, once, at the top."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(f"chaosrunner.cli.{entry[0]}")
+        command: click.Command = getattr(module, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -58,14 +85,6 @@ def cli(state_dir: Path | None) -> None:
     """
     if state_dir is not None:  # every process of a run (holders, recover) must agree on it
         os.environ["CHAOSRUNNER_STATE_DIR"] = str(state_dir)
-
-
-scenario_commands.register(cli)
-run_commands.register(cli)
-gameday_commands.register(cli)
-report_commands.register(cli)
-demo_commands.register(cli)
-schedule_commands.register(cli)
 
 
 def main() -> None:

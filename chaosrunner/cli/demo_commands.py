@@ -7,10 +7,6 @@ from typing import Any
 import click
 
 
-def register(group: click.Group) -> None:
-    group.add_command(demo)
-
-
 @click.command()
 @click.option("--interactive", is_flag=True, help="You play the responder; the mark commands are shown.")
 @click.option("--down", is_flag=True, help="Stop the sandbox's processes and remove its monitoring config.")

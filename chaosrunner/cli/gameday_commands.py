@@ -22,11 +22,6 @@ MARKS = [
 ]
 
 
-def register(group: click.Group) -> None:
-    for command in (mark, score):
-        group.add_command(command)
-
-
 @click.command()
 @click.argument("run_id")
 @click.argument("event", type=click.Choice(MARKS))

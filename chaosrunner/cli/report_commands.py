@@ -10,11 +10,6 @@ import click
 from chaosrunner.cli.output import echo_json, echo_table
 
 
-def register(group: click.Group) -> None:
-    for command in (report, history):
-        group.add_command(command)
-
-
 @click.command()
 @click.argument("run_id")
 @click.option(

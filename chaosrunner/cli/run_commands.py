@@ -10,11 +10,6 @@ import click
 from chaosrunner.cli.output import echo_json, echo_table
 
 
-def register(group: click.Group) -> None:
-    for command in (run, runs, recover, abort):
-        group.add_command(command)
-
-
 @click.command()
 @click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--mode", type=click.Choice(["automated", "gameday"]), help="Override the scenario's mode.")

@@ -12,11 +12,6 @@ from chaosrunner.cli.output import echo_json, echo_table
 DOCUMENT_SUFFIXES = (".yaml", ".yml")
 
 
-def register(group: click.Group) -> None:
-    for command in (validate, plan, faults, schema):
-        group.add_command(command)
-
-
 def _expand(paths: tuple[Path, ...]) -> list[Path]:
     files: list[Path] = []
     for path in paths:

@@ -9,10 +9,6 @@ import click
 from chaosrunner.cli.output import echo_json, echo_table
 
 
-def register(group: click.Group) -> None:
-    group.add_command(schedule)
-
-
 @click.group()
 def schedule() -> None:
     """Scheduled chaos: run a schedule as a daemon, list upcoming runs, export CronJobs."""

@@ -121,3 +121,14 @@ def test_schema_describes_kinds_and_library_references() -> None:
         "anyOf"
     ]
     assert schema["$defs"]["GamedaySettings"]["properties"]["check_interval"]["default"] == "250ms"
+
+
+def test_every_listed_command_loads_and_says_what_it_does() -> None:
+    from chaosrunner.cli import COMMANDS
+
+    for name, (_, summary) in COMMANDS.items():
+        command = cli.get_command(None, name)  # type: ignore[arg-type]
+        assert command is not None and command.name == name and summary
+    assert cli.get_command(None, "no-such-command") is None  # type: ignore[arg-type]
+    listing = run("--help").stdout
+    assert all(f"  {name}" in listing for name in COMMANDS)
