@@ -381,6 +381,48 @@ EOF
   kc delete pod "$name" --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
 }
 
+# When a machine stops without `stop` (a reboot, the end of a CI job), pid files,
+# the kubelet's pod containers and its mounts stay behind. A stale pid file
+# would read as "exited" to wait_for, and old pod containers would be adopted.
+clear_stale_state() {
+  local c
+  for c in "${COMPONENTS[@]}"; do
+    comp_pid "$c" >/dev/null || rm -f "$(pidfile "$c")"
+  done
+  if ! comp_pid kubelet >/dev/null; then
+    remove_pod_containers
+    unmount_kubelet
+  fi
+}
+
+# etcd killed mid-write can leave a WAL it refuses to replay. The cluster holds
+# only test objects, so a data dir etcd cannot start from is set aside and
+# etcd starts empty.
+start_etcd() {
+  local deadline=$1 attempt
+  for attempt in 1 2; do
+    launch etcd etcd --name chaosrunner --data-dir "$STATE/etcd" \
+      --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
+      --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+      --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+      --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+      --initial-cluster "chaosrunner=http://127.0.0.1:$ETCD_PEER_PORT" \
+      --listen-metrics-urls "" --quota-backend-bytes 2147483648
+    until etcd_healthy; do
+      [ "$(date +%s)" -lt "$deadline" ] || fail_with_logs "timed out waiting for etcd"
+      comp_pid etcd >/dev/null || break
+      sleep 0.5
+    done
+    etcd_healthy && return 0
+    [ "$attempt" = 1 ] || fail_with_logs "etcd exited twice, the second time on an empty data dir"
+    log "etcd exited on start; setting its data dir aside ($STATE/etcd.broken) and starting empty"
+    rm -f "$(pidfile etcd)"
+    rm -rf "$STATE/etcd.broken"
+    mv "$STATE/etcd" "$STATE/etcd.broken"
+    mkdir -p "$STATE/etcd"
+  done
+}
+
 cmd_start() {
   local t0; t0=$(date +%s)
   mkdir -p "$STATE/run" "$STATE/logs"
@@ -392,18 +434,12 @@ cmd_start() {
   apt_install "${RUNTIME_PKGS[@]}"
   ensure_docker
   ensure_images
+  clear_stale_state
   gen_pki
   local p="$STATE/pki" deadline=$(( $(date +%s) + START_TIMEOUT ))
   mkdir -p "$STATE/etcd" "$STATE/kubelet"
 
-  launch etcd etcd --name chaosrunner --data-dir "$STATE/etcd" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "chaosrunner=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --listen-metrics-urls "" --quota-backend-bytes 2147483648
-  wait_for etcd "$deadline" etcd_healthy
+  start_etcd "$deadline"
 
   launch kube-apiserver "$BIN/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \

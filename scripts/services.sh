@@ -44,13 +44,24 @@ alive() {
   ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
 }
 
-# pid of our instance of $1, empty when not running
+# the word every command line of the service's process contains
+process_word() {
+  case "$1" in
+    docker) echo dockerd ;;
+    *) echo "$1" ;;
+  esac
+}
+
+# pid of our instance of $1, empty when not running. The command line is checked
+# too: after a reboot a pid file left behind may name an unrelated process.
 our_pid() {
   local f pid
   if [[ $1 == postgres ]]; then f="$RIG/postgres/data/postmaster.pid"; else f="$(pidfile "$1")"; fi
   [[ -s $f ]] || return 0
   pid="$(head -n1 "$f" 2>/dev/null || true)"
-  if [[ $pid =~ ^[0-9]+$ ]] && alive "$pid"; then echo "$pid"; fi
+  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 0
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(process_word "$1")" || return 0
+  echo "$pid"
 }
 
 http_ok() { curl -fsS -m 2 -o /dev/null "$1" 2>/dev/null; }
@@ -181,6 +192,9 @@ start_docker() {
   # to 108 bytes, so fall back to /run for a long rig path
   if ((${#exec_root} > 48)); then exec_root=/run/chaosrunner-docker; fi
   mkdir -p "$d/data" "$exec_root"
+  # Left behind when the machine stopped without `stop`; dockerd refuses to start
+  # while its pid file names a live process, whichever process that now is.
+  rm -f "$RIG/run/dockerd-internal.pid" "$exec_root/containerd/containerd.pid"
   # overlay2 needs overlayfs and a data root that is not itself on overlayfs
   # (e.g. when this rig runs inside a container); vfs always works, slowly
   local driver="${CHAOSRUNNER_DOCKER_STORAGE_DRIVER:-}"
@@ -246,6 +260,9 @@ host  all all ::1/128 trust
 EOF
     chown postgres: "$d/data/pg_hba.conf"
   fi
+  # Only reached when our_pid found no postgres: a pid file here is stale, and
+  # postgres refuses to start if its pid now belongs to another process.
+  rm -f "$d/data/postmaster.pid"
   pg_conf >"$d/data/postgresql.auto.conf"
   chown postgres: "$d/data/postgresql.auto.conf"
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$d/data" -l "$(logfile postgres)" -W start >/dev/null
