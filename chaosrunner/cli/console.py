@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from chaosrunner.durations import format_duration
+from chaosrunner.engine.journal import outcome_summary
 
 QUIET_EVENTS = {"phase"}
 
@@ -43,6 +44,7 @@ def describe_event(event: dict[str, Any]) -> str | None:
         "fault_reverted": lambda: (
             f"reverted {fault}" + (" (by recover)" if event.get("by") == "recover" else "")
         ),
+        "fault_outcome": lambda: f"aftermath of {fault}: {outcome_summary(event)}",
         "fault_revert_failed": lambda: f"REVERT FAILED {fault}: {event['error']}",
         "condition": lambda: (
             f"abort condition {event['name']}: {event['state']} "

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from chaosrunner.faults.base import Fault, FaultPlan, FaultRequest, RevertRecord
+from chaosrunner.faults.base import IN_EFFECT_SINCE, Fault, FaultPlan, FaultRequest, RevertRecord
 from chaosrunner.faults.registry import registry
 from chaosrunner.scenario.models import FaultSpec
 
@@ -52,6 +53,14 @@ def retry_revert(fault: Fault, record: RevertRecord) -> int:
     return attempts
 
 
+def _effect_time(record: RevertRecord) -> dict[str, str]:
+    since = record.get(IN_EFFECT_SINCE)
+    if not isinstance(since, int | float):
+        return {}
+    moment = datetime.fromtimestamp(since, UTC).isoformat(timespec="microseconds")
+    return {"in_effect_since": moment.replace("+00:00", "Z")}
+
+
 class ActiveFault:
     def __init__(self, spec: FaultSpec, request: FaultRequest, emit: Emit) -> None:
         fault_class = registry.get(spec.kind)
@@ -67,6 +76,7 @@ class ActiveFault:
         self.inject_error: str | None = None
         self._lock = threading.RLock()
         self._stopping = False
+        self._outcome_told = False
         self._thread: threading.Thread | None = None
 
     @property
@@ -118,7 +128,13 @@ class ActiveFault:
             self.record = record
             reverted_meanwhile = self.state is not FaultState.INJECTING
             self.state = FaultState.INJECTED
-            self.emit("fault_injected", fault=self.name, kind=self.spec.kind, revert_record=record)
+            self.emit(
+                "fault_injected",
+                fault=self.name,
+                kind=self.spec.kind,
+                revert_record=record,
+                **_effect_time(record),
+            )
         if reverted_meanwhile or self._stopping:
             self.revert(force=True)
 
@@ -138,6 +154,9 @@ class ActiveFault:
             if self.state is FaultState.REVERTED and not force:
                 return True
             record = dict(self.record)
+            # Only the complete record (inject returned) says what was hit.
+            tell_outcome = self.state is FaultState.INJECTED and not self._outcome_told
+            self._outcome_told = self._outcome_told or tell_outcome
             self.emit("fault_reverting", fault=self.name, kind=self.spec.kind)
             try:
                 attempts = retry_revert(self.fault, record)
@@ -153,7 +172,19 @@ class ActiveFault:
                 return False
             self.state = FaultState.REVERTED
             self.emit("fault_reverted", fault=self.name, kind=self.spec.kind, attempts=attempts, by="runner")
-            return True
+        if tell_outcome:
+            self._journal_outcome(record)
+        return True
+
+    def _journal_outcome(self, record: RevertRecord) -> None:
+        """Journal what the fault left behind; reading it must never fail a revert."""
+        try:
+            targets = self.fault.outcome(record)
+        except Exception as exc:
+            self.emit("fault_outcome", fault=self.name, kind=self.spec.kind, targets=[], error=str(exc))
+            return
+        if targets is not None:
+            self.emit("fault_outcome", fault=self.name, kind=self.spec.kind, targets=targets)
 
     def active(self) -> bool:
         return self.state in (FaultState.INJECTING, FaultState.INJECTED)

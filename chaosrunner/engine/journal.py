@@ -29,11 +29,15 @@ phase                  phase: planning | preflight | injecting | reverting |
 check                  name, ok, detail (preflight and verification checks)
 fault_planned          fault, kind, targets [{id, name}], summary, revert_record
 fault_injecting        fault, kind, revert_record - written BEFORE the side effect
-fault_injected         fault, kind, revert_record (complete)
+fault_injected         fault, kind, revert_record (complete), in_effect_since
+                       (only when the failure began before inject returned)
 fault_inject_failed    fault, kind, error
 fault_reverting        fault, kind
 fault_reverted         fault, kind, attempts, by ("runner" or "recover")
 fault_revert_failed    fault, kind, error, attempts
+fault_outcome          fault, kind, targets [per-target aftermath, kind-specific:
+                       for docker kill/stop/restart came_back, came_back_at,
+                       came_back_by, seconds_down], error (when unreadable)
 condition              name, state (ok | pending | firing | no_data), value,
                        threshold, comparator - written when the state changes
 prometheus             state (unreachable | recovered), error
@@ -69,6 +73,23 @@ def utc_now() -> str:
 
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def in_effect_since(event: dict[str, Any]) -> datetime:
+    """When a ``fault_injected`` event's failure took effect.
+
+    Usually the event's own time; a kind whose inject goes on after the
+    failure starts (pod-kill waits for the recovery it measures) says when in
+    ``in_effect_since``, so t0 is not late by that wait.
+    """
+    return parse_time(event.get("in_effect_since") or event["time"])
+
+
+def outcome_summary(event: dict[str, Any]) -> str:
+    """One line for a ``fault_outcome`` event: each target's own summary."""
+    if event.get("error"):
+        return f"could not be read ({event['error']})"
+    return "; ".join(str(target.get("summary", target)) for target in event.get("targets", []))
 
 
 class JournalEvent(dict[str, Any]):

@@ -41,6 +41,10 @@ from chaosrunner.faults.connections import Connections
 T = TypeVar("T")
 
 RevertRecord = dict[str, Any]
+
+IN_EFFECT_SINCE = "in_effect_since"
+"""Revert-record key: epoch seconds when the failure took effect, set by kinds
+whose inject goes on afterwards (pod-kill waits for the recovery it measures)."""
 """JSON-serialisable facts that let ``revert`` undo a fault in any process."""
 
 
@@ -212,3 +216,12 @@ class Fault(ABC):
     @abstractmethod
     def check(self, record: RevertRecord) -> bool:
         """True while the failure is still in place."""
+
+    def outcome(self, record: RevertRecord) -> list[dict[str, Any]] | None:
+        """What became of each target, read once the fault is reverted; ``None`` by default.
+
+        A kind overrides this when the aftermath is worth journaling (did a
+        killed container come back, when, and by whose hand). It must be
+        read-only: the runner calls it after the revert, off the abort path.
+        """
+        return None

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chaosrunner.engine.journal import parse_time
+from chaosrunner.engine.journal import in_effect_since, parse_time
 from chaosrunner.errors import ServiceUnreachable
 from chaosrunner.gameday.marks import responder_events
 from chaosrunner.gameday.responder import Mark, ResponderEvent
@@ -304,8 +304,8 @@ def _range(
 
 
 def measure(events: list[dict[str, Any]], scenario: Scenario, metrics: MetricsSource | None) -> Measurement:
-    injected = _first(events, "fault_injected")
-    t0 = _at(injected)
+    injected = [event for event in events if event["type"] == "fault_injected"]
+    t0 = min((in_effect_since(event) for event in injected), default=None)
     ended = _first(events, "faults_ending") or _first(events, "phase", phase="reverting")
     faults_ended = _at(ended)
     run_end = _at(_first(events, "run_finished")) or (parse_time(events[-1]["time"]) if events else None)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chaosrunner.engine.conditions import all_hold
-from chaosrunner.engine.journal import JournalEvent
+from chaosrunner.engine.journal import JournalEvent, in_effect_since
 from chaosrunner.engine.runner import Runner
 from chaosrunner.errors import ChaosrunnerError
 from chaosrunner.gameday.marks import responder_events
@@ -65,7 +65,8 @@ class GamedayWatcher:
     # A runner listener: starts the clock at t0 and stops with the run.
     def __call__(self, event: dict[str, Any]) -> None:
         if event["type"] == "fault_injected" and self.t0 is None:
-            self.t0 = time.monotonic()
+            lag = (datetime.now(UTC) - in_effect_since(event)).total_seconds()
+            self.t0 = time.monotonic() - max(0.0, lag)
             self._thread.start()
         elif event["type"] in ("run_finished", "faults_ending", "abort"):
             self._stop.set()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chaosrunner.engine.journal import parse_time
+from chaosrunner.engine.journal import in_effect_since, parse_time
 from chaosrunner.errors import ChaosrunnerError
 from chaosrunner.gameday.debrief import Debrief
 from chaosrunner.gameday.measure import Measurement
@@ -163,7 +163,7 @@ def fault_windows(events: list[Any]) -> list[FaultWindow]:
             FaultWindow(
                 name=name,
                 kind=str(event.get("kind", "")),
-                start=parse_time(event["time"]),
+                start=in_effect_since(event),
                 end=parse_time(reverted["time"]) if reverted else None,
                 summary=str(planned.get(name, {}).get("summary", "")),
             )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from chaosrunner.engine.journal import parse_time
+from chaosrunner.engine.journal import outcome_summary, parse_time
 from chaosrunner.gameday.measure import Measurement
 from chaosrunner.report import fmt
 
@@ -121,6 +121,12 @@ def _describe(event: Mapping[str, Any]) -> tuple[str, str, str, bool] | None:
             "chaosrunner" if event.get("by") != "recover" else "chaosrunner recover",
             f"fault {fault} reverted",
             True,
+        ),
+        "fault_outcome": lambda: (
+            SYSTEM,
+            "chaosrunner",
+            f"fault {fault} aftermath: {outcome_summary(dict(event))}",
+            False,
         ),
         "fault_revert_failed": lambda: (
             SYSTEM,

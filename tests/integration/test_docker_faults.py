@@ -228,6 +228,54 @@ def test_kill_without_restart_policy_stays_down_until_revert(faults: Faults, sta
     fault.revert(record)
 
 
+def test_a_run_journals_that_a_killed_container_came_back_by_its_restart_policy(
+    start: Any, tmp_path: Path, rig_env: dict[str, str], prometheus_url: str
+) -> None:
+    target = start("web", restart_policy={"Name": "always"})
+    scenario = tmp_path / "kill.yaml"
+    scenario.write_text(
+        json.dumps(
+            {
+                "metadata": {
+                    "title": "kill comes back",
+                    "owner": "t",
+                    "expected_severity": "P3",
+                    "hypothesis": "the restart policy brings it back",
+                },
+                "target": {"prometheus": prometheus_url, "docker": {"host": rig_env["DOCKER_HOST"]}},
+                "faults": [
+                    {
+                        "name": "kill",
+                        "kind": "docker.container-kill",
+                        "selector": {"name": target.name},
+                        "duration": "3s",
+                    }
+                ],
+                "gameday": {"max_duration": "1m"},
+            }
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "chaosrunner", "run", "--plain", str(scenario)],
+        env={**os.environ, **rig_env, "CHAOSRUNNER_REPORTS_DIR": str(tmp_path / "reports")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"aftermath of kill: {target.name} came back after" in done.stdout
+    assert "(restart policy)" in done.stdout
+    [run] = list((Path(os.environ["CHAOSRUNNER_STATE_DIR"]) / "runs").iterdir())
+    events = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    types = [event["type"] for event in events if event.get("fault") == "kill"]
+    assert types[-2:] == ["fault_reverted", "fault_outcome"]
+    (aftermath,) = [event for event in events if event["type"] == "fault_outcome"]
+    (came_back,) = aftermath["targets"]
+    assert came_back["came_back"] is True and came_back["came_back_by"] == "restart policy"
+    assert 0 < came_back["seconds_down"] < 3
+
+
 def test_kill_via_api_is_a_manual_stop_that_no_policy_undoes_so_revert_does(
     faults: Faults, start: Any
 ) -> None:

@@ -292,3 +292,62 @@ def test_a_crashing_abort_monitor_fails_closed(tmp_path: Path, monkeypatch: pyte
     abort = next(e for e in events if e["type"] == "abort")
     assert abort["cause"] == "error" and "monitor bug" in abort["detail"]
     assert not ACTIVE_FLAGS
+
+
+def test_a_faults_aftermath_is_journaled_once_after_its_revert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chaosrunner.faults import inprocess
+
+    seen_active: list[bool] = []
+
+    def outcome(self: Any, record: dict) -> list[dict]:
+        seen_active.append(record["flag"] in ACTIVE_FLAGS)
+        return [{"name": record["flag"], "summary": f"{record['flag']} came back"}]
+
+    monkeypatch.setattr(inprocess.FlagFault, "outcome", outcome, raising=False)
+    runner, events = make_runner(scenario_file(tmp_path), healthy_metrics())
+    assert runner.run().status is RunStatus.COMPLETED
+    assert types(events, "first")[-2:] == ["fault_reverted", "fault_outcome"]
+    (aftermath,) = [e for e in events if e["type"] == "fault_outcome" and e["fault"] == "first"]
+    assert aftermath["targets"] == [{"name": "first", "summary": "first came back"}]
+    assert seen_active == [False, False]  # read after each revert, never while in place
+
+
+def test_an_unreadable_aftermath_is_journaled_and_never_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chaosrunner.faults import inprocess
+
+    def outcome(self: Any, record: dict) -> list[dict]:
+        raise ConnectionError("daemon went away")
+
+    monkeypatch.setattr(inprocess.FlagFault, "outcome", outcome, raising=False)
+    runner, events = make_runner(scenario_file(tmp_path), healthy_metrics())
+    assert runner.run().status is RunStatus.COMPLETED
+    errors = [e["error"] for e in events if e["type"] == "fault_outcome"]
+    assert errors == ["daemon went away", "daemon went away"]
+    assert not ACTIVE_FLAGS
+
+
+def test_a_fault_that_took_effect_before_inject_returned_says_when(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chaosrunner.engine.journal import in_effect_since, parse_time
+    from chaosrunner.faults import inprocess
+    from chaosrunner.faults.base import IN_EFFECT_SINCE
+
+    original = inprocess.FlagFault.inject
+
+    def slow_inject(self: Any, plan: Any) -> dict:
+        record = original(self, plan)
+        took_effect = time.time()
+        time.sleep(0.3)  # e.g. pod-kill waiting for the recovery it measures
+        return {**record, IN_EFFECT_SINCE: took_effect}
+
+    monkeypatch.setattr(inprocess.FlagFault, "inject", slow_inject)
+    runner, events = make_runner(scenario_file(tmp_path), healthy_metrics())
+    assert runner.run().status is RunStatus.COMPLETED
+    injected = next(e for e in events if e["type"] == "fault_injected")
+    lag = (parse_time(injected["time"]) - in_effect_since(injected)).total_seconds()
+    assert 0.3 <= lag < 1.0

@@ -134,7 +134,7 @@ class _LifecycleFault(DockerFault):
             if current is not None and not current.running:
                 raise
 
-    def outcome(self, record: RevertRecord) -> list[dict[str, Any]]:
+    def outcome(self, record: RevertRecord) -> list[dict[str, Any]] | None:
         """Per hit container: did it come back, when, and how many restarts Docker counted."""
         report = []
         with self.docker(record["docker_host"]) as api:
@@ -164,6 +164,7 @@ def came_back(entry: dict[str, Any], current: ContainerInfo | None) -> dict[str,
         "restarts_by_docker": None,
     }
     if current is None or "hit_at" not in entry:
+        result["summary"] = f"{entry['name']} " + ("is gone" if current is None else "was not hit")
         return result
     before = parse_docker_time(entry.get("started_at", ""))
     now = parse_docker_time(current.started_at)
@@ -175,7 +176,16 @@ def came_back(entry: dict[str, Any], current: ContainerInfo | None) -> dict[str,
         result["came_back_at"] = current.started_at
         result["came_back_by"] = "restart policy" if restarts > 0 else "a start (by hand or by revert)"
         result["seconds_down"] = round((now - hit_at).total_seconds(), 3) if hit_at else None
+    result["summary"] = _came_back_summary(result)
     return result
+
+
+def _came_back_summary(result: dict[str, Any]) -> str:
+    name = result["name"]
+    if not result["came_back"]:
+        return f"{name} is still down" if not result["running"] else f"{name} kept running"
+    after = f" after {result['seconds_down']:g} s" if result["seconds_down"] is not None else ""
+    return f"{name} came back{after} ({result['came_back_by']})"
 
 
 def _normalise_signal(value: str | int) -> str:
@@ -310,6 +320,9 @@ class ContainerPause(_LifecycleFault):
 
     def in_place(self, container: ContainerInfo) -> bool:
         return container.paused
+
+    def outcome(self, record: RevertRecord) -> list[dict[str, Any]] | None:
+        return None  # a paused container never stopped, so nothing "came back"
 
     def revert(self, record: RevertRecord) -> None:
         self.disarm_watchdog(record)

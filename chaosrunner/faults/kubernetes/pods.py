@@ -39,7 +39,14 @@ from pydantic import Field
 
 from chaosrunner.durations import Duration, format_duration
 from chaosrunner.errors import FaultError
-from chaosrunner.faults.base import FaultParams, FaultPlan, FaultRequest, RevertRecord, TargetRef
+from chaosrunner.faults.base import (
+    IN_EFFECT_SINCE,
+    FaultParams,
+    FaultPlan,
+    FaultRequest,
+    RevertRecord,
+    TargetRef,
+)
 from chaosrunner.faults.kubernetes import agents, ownership
 from chaosrunner.faults.kubernetes.agents import AgentParams, AgentRef, Placement, agent_argv
 from chaosrunner.faults.kubernetes.api import Conflict, KubeApi, KubeStatus, NotFound, Obj, TooManyRequests
@@ -211,6 +218,7 @@ class PodKill(KubernetesFault):
                 )
             record["deletion_seconds"] = round(time.monotonic() - started, 3)
             record["killed_at"] = killed_at
+            record[IN_EFFECT_SINCE] = killed_at
             record["outcomes"] = outcomes
             killed = [outcome for outcome in outcomes if outcome["outcome"] == "killed"]
             if not killed:
@@ -395,7 +403,8 @@ class ContainerKill(KubernetesFault):
                 if record["measure_recovery"]:
                     result["restarted_after"] = self._restart_time(api, record, entry, result["killed_at"])
                 done.append(result)
-        return {**record, "targets": done}
+        first_kill = min((entry["killed_at"] for entry in done), default=None)
+        return {**record, "targets": done, IN_EFFECT_SINCE: first_kill}
 
     @staticmethod
     def _restart_time(
