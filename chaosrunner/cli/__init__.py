@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("run_commands", "List runs and their status."),
     "recover": ("run_commands", "Revert what dead runs left behind (--kubernetes too)."),
     "abort": ("run_commands", "Stop one run, or all of them (the kill switch)."),
+    "toxic": ("run_commands", "List a live run's fault proxies, or switch a toxic on or off."),
     "mark": ("gameday_commands", "Record what the team did during a gameday."),
     "score": ("gameday_commands", "TTD, TTM, TTR and the team's score for a run."),
     "report": ("report_commands", "Write a run's debrief report (HTML, Markdown, JSON)."),

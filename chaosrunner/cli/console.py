@@ -44,6 +44,10 @@ def describe_event(event: dict[str, Any]) -> str | None:
         "fault_reverted": lambda: (
             f"reverted {fault}" + (" (by recover)" if event.get("by") == "recover" else "")
         ),
+        "toxic_switched": lambda: (
+            f"{event['by'] or 'someone'} switched {event['toxic']} of {fault} "
+            + ("on" if event["enabled"] else "off")
+        ),
         "fault_outcome": lambda: f"aftermath of {fault}: {outcome_summary(event)}",
         "fault_revert_failed": lambda: f"REVERT FAILED {fault}: {event['error']}",
         "condition": lambda: (

@@ -216,3 +216,59 @@ def abort(run_id: str | None, all_runs: bool, release: bool, reason: str) -> Non
         raise SystemExit(1)
     target.request_abort(f"aborted by operator{': ' + reason if reason else ''}")
     click.echo(f"abort requested: run {run_id} reverts within one check interval")
+
+
+@click.command()
+@click.argument("run_id")
+@click.argument("fault", required=False)
+@click.argument("state", type=click.Choice(["on", "off"]), required=False)
+@click.option("--toxic", "toxic_name", help="Which toxic, when a proxy has more than one.")
+@click.option("--by", default="", help="Who switched it (default: $USER; journaled).")
+@click.option("--json", "as_json", is_flag=True, help="Print the proxies as JSON.")
+def toxic(
+    run_id: str, fault: str | None, state: str | None, toxic_name: str | None, by: str, as_json: bool
+) -> None:
+    """List a live run's fault proxies, or switch a fault's toxic on or off.
+
+    \b
+    chaosrunner toxic RUN                 # every live proxy and its toxics
+    chaosrunner toxic RUN slow-db off     # the team's fix, or the fault? find out
+    chaosrunner toxic RUN slow-db on
+    """
+    import getpass
+
+    from chaosrunner.engine.toxic_switch import live_proxies, switch_toxic
+
+    if fault is not None and state is None:
+        raise click.UsageError("say `on` or `off` after the fault name")
+    if fault is not None and state is not None:
+        proxies = switch_toxic(run_id, fault, state == "on", toxic=toxic_name, by=by or getpass.getuser())
+    else:
+        proxies = live_proxies(run_id)
+    rows: list[dict[str, Any]] = [
+        {
+            "fault": proxy.fault,
+            "address": proxy.address,
+            "toxic": item.name,
+            "type": item.type,
+            "enabled": item.enabled,
+        }
+        for proxy in proxies
+        for item in proxy.toxics.toxics
+    ]
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo(f"run {run_id} has no live fault proxy on this host")
+    else:
+        echo_table(
+            [("FAULT", "PROXY", "TOXIC", "STATE")]
+            + [
+                (row["fault"], row["address"], f"{row['toxic']} ({row['type']})", _on_off(row["enabled"]))
+                for row in rows
+            ]
+        )
+
+
+def _on_off(enabled: bool) -> str:
+    return "on" if enabled else "off"

@@ -44,8 +44,21 @@ prometheus             state (unreachable | recovered), error
 abort                  cause (condition | kill_switch | operator | signal |
                        max_duration | prometheus_unreachable | fault_error),
                        detail
+faults_ending          reason (faults are about to be reverted)
+signal_ignored         signal, detail (a signal that arrived while reverting)
 run_finished           status (completed | aborted | deviated | failed |
                        refused), exit_code, detail
+toxic_switched         fault, toxic, enabled, proxies [addresses], by - from
+                       ``chaosrunner toxic`` in any terminal
+responder              event (detected | mitigated | ... | note), at, by,
+                       value, via - from ``chaosrunner mark``, the endpoint or
+                       the demo's responder; ``at`` may precede ``time``
+responder_endpoint     url (gameday: where the team may POST marks)
+alert                  source, name, state, since, layer (gameday: alerts the
+                       watcher saw change)
+mitigation_unconfirmed detail (a ``mitigated`` mark the SLI does not confirm)
+escalation_due         detail, severity
+webhook                event, url, ok, error
 =====================  =======================================================
 
 Unknown event types are kept (as ``JournalEvent``) so older readers survive

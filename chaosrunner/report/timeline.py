@@ -122,6 +122,13 @@ def _describe(event: Mapping[str, Any]) -> tuple[str, str, str, bool] | None:
             f"fault {fault} reverted",
             True,
         ),
+        "toxic_switched": lambda: (
+            SYSTEM,
+            str(event.get("by") or "facilitator"),
+            f"toxic {event.get('toxic', '')} of fault {fault} switched "
+            + ("on" if event.get("enabled") else "off"),
+            True,
+        ),
         "fault_outcome": lambda: (
             SYSTEM,
             "chaosrunner",

@@ -309,3 +309,85 @@ def test_a_busy_listen_port_fails_inject_with_the_reason(postgres_superuser_dsn:
             fault.inject(plan)
         fault.revert(plan.revert_record)
         assert not fault.check(plan.revert_record)
+
+
+def chaosrunner(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "chaosrunner", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    if check:
+        assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_a_facilitator_switches_a_live_runs_latency_off_and_on_from_another_terminal(
+    postgres_superuser_dsn: str, prometheus_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    scenario = tmp_path / "slow-db.yaml"
+    scenario.write_text(
+        json.dumps(
+            {
+                "metadata": {"title": "slow db", "owner": "t", "expected_severity": "P3", "hypothesis": "h"},
+                "target": {"prometheus": prometheus_url},
+                "faults": [
+                    {
+                        "name": "slow-db",
+                        "kind": "proxy.latency",
+                        "params": {
+                            "listen": f"127.0.0.1:{port}",
+                            "upstream": f"127.0.0.1:{pg_port(postgres_superuser_dsn)}",
+                            "delay": "100ms",
+                        },
+                        "duration": "2m",
+                    }
+                ],
+                "gameday": {"max_duration": "3m"},
+            }
+        )
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "chaosrunner", "run", "--plain", str(scenario)],
+        env={**os.environ, "CHAOSRUNNER_REPORTS_DIR": str(tmp_path / "reports")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert run.stdout is not None
+    run_id = None
+    try:
+        for line in run.stdout:
+            if " started: " in line and run_id is None:
+                run_id = line.split("run ", 1)[1].split()[0]
+            if "injected slow-db" in line:
+                break
+        assert run_id is not None
+        dsn = with_port(postgres_superuser_dsn, port)
+        slow = statistics.median(query_times(dsn, 5))
+
+        switched = chaosrunner("toxic", run_id, "slow-db", "off", "--by", "facilitator")
+        assert "latency (latency)  off" in switched.stdout
+        fast = statistics.median(query_times(dsn, 5))
+        listed = chaosrunner("toxic", run_id, "--json")
+        assert [(row["toxic"], row["enabled"]) for row in json.loads(listed.stdout)] == [("latency", False)]
+
+        chaosrunner("toxic", run_id, "slow-db", "on")
+        slow_again = statistics.median(query_times(dsn, 5))
+        print(f"\nmedian select 1: {slow:.3f}s on, {fast:.3f}s off, {slow_again:.3f}s on again")
+        assert slow > 0.09 and fast < 0.05 and slow_again > 0.09
+
+        unknown = chaosrunner("toxic", run_id, "no-such-fault", "off", check=False)
+        assert unknown.returncode == 2 and "has no fault 'no-such-fault'" in unknown.stderr
+        assert "Traceback" not in unknown.stderr
+    finally:
+        if run_id is not None:
+            chaosrunner("abort", run_id, check=False)
+        output = run.communicate(timeout=60)[0]
+    assert "reverted slow-db" in output
+    [report] = list((tmp_path / "reports").glob("*/report.md"))
+    assert "toxic latency of fault slow-db switched off" in report.read_text()
+    assert refuses(port)
+    [run_dir] = list((Path(os.environ["CHAOSRUNNER_STATE_DIR"]) / "runs").iterdir())
+    events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    switches = [(e["enabled"], e["by"]) for e in events if e["type"] == "toxic_switched"]
+    assert switches[0] == (False, "facilitator") and switches[1][0] is True
