@@ -33,13 +33,10 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
-from datetime import timedelta
-from enum import StrEnum
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
-from chaosrunner.durations import Duration, format_duration
 from chaosrunner.errors import EnvironmentProblem, FaultError
 from chaosrunner.faults import netem
 from chaosrunner.faults.base import FaultPlan, FaultRequest, RevertRecord
@@ -50,84 +47,36 @@ from chaosrunner.faults.docker.selection import names, select_and_choose
 from chaosrunner.faults.docker.snapshot import ContainerInfo
 from chaosrunner.faults.proxy import lifecycle, redirect
 from chaosrunner.faults.proxy.netns import netns_inode, nsenter_prefix, same_netns
-from chaosrunner.faults.proxy.toxics import Direction, Latency, Reset, Stall, Toxic, ToxicSet
+from chaosrunner.faults.proxy.toxics import Toxic, ToxicSet
 from chaosrunner.faults.registry import register
+from chaosrunner.faults.shaping import (
+    AddsLatency,
+    DelayShape,
+    LosesTraffic,
+    LossShape,
+    Mechanism,
+    TrafficFilter,
+)
 
 KernelProbe = netem.KernelProbe
 WATCHDOG_LAG = 15.0
 """Seconds the Docker watchdog waits after the proxy holder's own deadline."""
 
 
-class Mechanism(StrEnum):
-    AUTO = "auto"
-    NETEM = "netem"
-    PROXY = "proxy"
-
-
-class ProxyLoss(StrEnum):
-    RESET = "reset"
-    STALL = "stall"
-
-
-class ShapingParams(DockerFaultParams):
+class ShapingParams(DockerFaultParams, TrafficFilter):
     mechanism: Mechanism = Field(
         Mechanism.AUTO,
         description="netem (tc, any protocol), proxy (TCP through the fault proxy, no netem needed) "
         "or auto (netem when the kernel has it, else proxy)",
     )
-    ports: list[int] = Field(
-        default_factory=list,
-        max_length=32,
-        description="destination ports to affect (TCP for the proxy); empty: every port",
-    )
-    destinations: list[str] = Field(
-        default_factory=list,
-        max_length=32,
-        description="destination IPv4 addresses or CIDRs to affect; empty: every destination off loopback",
-    )
-    device: str = Field(
-        "eth0", pattern=r"^[A-Za-z0-9_.@-]{1,15}$", description="the container's interface netem shapes"
-    )
-
-    @field_validator("ports")
-    @classmethod
-    def _port_range(cls, ports: list[int]) -> list[int]:
-        for port in ports:
-            if not 1 <= port <= 65535:
-                raise ValueError(f"port {port} is out of range 1-65535")
-        return sorted(set(ports))
-
-    @field_validator("destinations")
-    @classmethod
-    def _ipv4_destinations(cls, destinations: list[str]) -> list[str]:
-        return [redirect.check_destination(text) for text in destinations]
 
 
-class LatencyParams(ShapingParams):
-    delay: Duration = Field(description="added to the container's outbound traffic, e.g. 100ms")
-    jitter: Duration = Field(timedelta(0), description="random spread either side of the delay")
-    correlation: float = Field(
-        0, ge=0, le=100, description="netem only: percent of each delay that depends on the previous one"
-    )
-
-    @model_validator(mode="after")
-    def _some_delay(self) -> Self:
-        if self.delay <= timedelta(0):
-            raise ValueError("delay must be longer than zero")
-        if self.delay > timedelta(minutes=1) or self.jitter > timedelta(minutes=1):
-            raise ValueError("delay and jitter are limited to 1m")
-        return self
+class LatencyParams(ShapingParams, DelayShape):
+    pass
 
 
-class LossParams(ShapingParams):
-    percent: float = Field(gt=0, le=100, description="share lost: packets (netem) or new connections (proxy)")
-    correlation: float = Field(
-        0, ge=0, le=100, description="netem only: percent of each loss decision that depends on the previous"
-    )
-    proxy_loss: ProxyLoss = Field(
-        ProxyLoss.RESET,
-        description="how the proxy loses a connection: reset (an RST at once) or stall (never answered)",
-    )
+class LossParams(ShapingParams, LossShape):
+    pass
 
 
 def _unsuitable(container: ContainerInfo) -> str | None:
@@ -329,7 +278,7 @@ class NetworkShaping(DockerFault):
 
 
 @register
-class DockerNetworkLatency(NetworkShaping):
+class DockerNetworkLatency(AddsLatency, NetworkShaping):
     kind = "docker.network-latency"
     summary = (
         "Delay a container's outbound traffic with tc netem, or with the fault proxy where the kernel "
@@ -337,43 +286,12 @@ class DockerNetworkLatency(NetworkShaping):
     )
     Params = LatencyParams
 
-    def netem_shape(self, params: LatencyParams) -> netem.Netem:
-        return netem.Netem(
-            delay=params.delay.total_seconds(),
-            jitter=params.jitter.total_seconds(),
-            delay_correlation=params.correlation,
-        )
-
-    def toxic(self, params: LatencyParams) -> Toxic:
-        # Upstream: the container's outbound data waits, as netem's egress delay would make it.
-        return Latency(
-            name="latency",
-            delay=params.delay.total_seconds(),
-            jitter=params.jitter.total_seconds(),
-            direction=Direction.UPSTREAM,
-        )
-
-    def describe(self, params: LatencyParams) -> str:
-        jitter = f" ± {format_duration(params.jitter)}" if params.jitter else ""
-        return f"add {format_duration(params.delay)}{jitter} latency"
-
 
 @register
-class DockerNetworkLoss(NetworkShaping):
+class DockerNetworkLoss(LosesTraffic, NetworkShaping):
     kind = "docker.network-loss"
     summary = (
         "Lose a share of a container's outbound packets with tc netem, or reset/stall a share of its "
         "new TCP connections with the fault proxy where the kernel has no netem; revert undoes either."
     )
     Params = LossParams
-
-    def netem_shape(self, params: LossParams) -> netem.Netem:
-        return netem.Netem(loss=params.percent, loss_correlation=params.correlation)
-
-    def toxic(self, params: LossParams) -> Toxic:
-        if params.proxy_loss is ProxyLoss.STALL:
-            return Stall(name="loss", fraction=params.percent / 100)
-        return Reset(name="loss", fraction=params.percent / 100)
-
-    def describe(self, params: LossParams) -> str:
-        return f"lose {params.percent:g}%"

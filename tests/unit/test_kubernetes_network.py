@@ -23,11 +23,11 @@ from chaosrunner.faults.kubernetes.network import (
     PartitionDirection,
     PartitionParams,
     PlacementChoice,
-    ProxyLoss,
     policy_manifest,
     resolve_placement,
 )
 from chaosrunner.faults.kubernetes.selection import PodSelector
+from chaosrunner.faults.shaping import ProxyLoss
 from tests.unit.kube_support import cluster, connector, request
 
 

@@ -33,13 +33,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from datetime import timedelta
 from enum import StrEnum
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
-from chaosrunner.durations import Duration, format_duration
 from chaosrunner.errors import FaultError, PlanRefused
 from chaosrunner.faults import netem
 from chaosrunner.faults.base import FaultPlan, FaultRequest, RevertRecord, TargetRef
@@ -49,8 +47,16 @@ from chaosrunner.faults.kubernetes.api import Conflict, KubeApi, NotFound
 from chaosrunner.faults.kubernetes.fault import KubeFaultParams, KubernetesFault
 from chaosrunner.faults.kubernetes.selection import PodInfo, PodSelector, names, select_pods
 from chaosrunner.faults.proxy import redirect
-from chaosrunner.faults.proxy.toxics import Direction, Latency, Reset, Stall, Toxic, ToxicSet
+from chaosrunner.faults.proxy.toxics import Toxic, ToxicSet
 from chaosrunner.faults.registry import register
+from chaosrunner.faults.shaping import (
+    AddsLatency,
+    DelayShape,
+    LosesTraffic,
+    LossShape,
+    Mechanism,
+    TrafficFilter,
+)
 
 # ============================================================================= partition
 
@@ -172,24 +178,13 @@ NODE_AGENT_CAPABILITIES = ("SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE")
 """setns into the pod's namespace, iptables and SO_MARK there, open /proc/PID/ns/net of the target."""
 
 
-class Mechanism(StrEnum):
-    AUTO = "auto"
-    NETEM = "netem"
-    PROXY = "proxy"
-
-
-class ProxyLoss(StrEnum):
-    RESET = "reset"
-    STALL = "stall"
-
-
 class PlacementChoice(StrEnum):
     AUTO = "auto"
     EPHEMERAL = "ephemeral-container"
     NODE = "node-pod"
 
 
-class ShapingParams(AgentParams):
+class ShapingParams(AgentParams, TrafficFilter):
     mechanism: Mechanism = Field(
         Mechanism.AUTO,
         description="netem (tc in the pod's namespace: sch_netem on the node, tc in the agent image), "
@@ -200,50 +195,14 @@ class ShapingParams(AgentParams):
         description="where the agent runs: ephemeral-container (needs Kubernetes 1.21+ for NET_ADMIN), "
         "node-pod (hostPID, SYS_ADMIN and NET_ADMIN, on the target's node) or auto (ephemeral where allowed)",
     )
-    ports: list[int] = Field(
-        default_factory=list, max_length=32, description="destination ports to affect; empty: every port"
-    )
-    destinations: list[str] = Field(
-        default_factory=list,
-        max_length=32,
-        description="destination IPv4 addresses or CIDRs to affect; empty: everything off loopback",
-    )
-    device: str = Field(
-        "eth0", pattern=r"^[A-Za-z0-9_.@-]{1,15}$", description="the pod's interface netem shapes"
-    )
-
-    @field_validator("ports")
-    @classmethod
-    def _port_range(cls, ports: list[int]) -> list[int]:
-        for port in ports:
-            if not 1 <= port <= 65535:
-                raise ValueError(f"port {port} is out of range 1-65535")
-        return sorted(set(ports))
-
-    @field_validator("destinations")
-    @classmethod
-    def _ipv4(cls, destinations: list[str]) -> list[str]:
-        return [redirect.check_destination(text) for text in destinations]
 
 
-class LatencyParams(ShapingParams):
-    delay: Duration = Field(description="added to the pod's outbound traffic, e.g. 100ms")
-    jitter: Duration = Field(timedelta(0), description="random spread either side of the delay")
-
-    @model_validator(mode="after")
-    def _some_delay(self) -> Self:
-        if self.delay <= timedelta(0):
-            raise ValueError("delay must be longer than zero")
-        if self.delay > timedelta(minutes=1) or self.jitter > timedelta(minutes=1):
-            raise ValueError("delay and jitter are limited to 1m")
-        return self
+class LatencyParams(ShapingParams, DelayShape):
+    pass
 
 
-class LossParams(ShapingParams):
-    percent: float = Field(gt=0, le=100, description="share lost: packets (netem) or new connections (proxy)")
-    proxy_loss: ProxyLoss = Field(
-        ProxyLoss.RESET, description="how the proxy loses a connection: reset (an RST at once) or stall"
-    )
+class LossParams(ShapingParams, LossShape):
+    pass
 
 
 def resolve_placement(fault: str, choice: PlacementChoice, version: tuple[int, int]) -> Placement:
@@ -500,7 +459,7 @@ class NetworkShaping(KubernetesFault):
 
 
 @register
-class NetworkLatency(NetworkShaping):
+class NetworkLatency(AddsLatency, NetworkShaping):
     kind = "kubernetes.network-latency"
     summary = (
         "Delay pods' outbound traffic from an agent in their network namespace (tc netem, or the fault "
@@ -508,39 +467,12 @@ class NetworkLatency(NetworkShaping):
     )
     Params = LatencyParams
 
-    def netem_shape(self, params: LatencyParams) -> netem.Netem:
-        return netem.Netem(delay=params.delay.total_seconds(), jitter=params.jitter.total_seconds())
-
-    def toxic(self, params: LatencyParams) -> Toxic:
-        # Upstream: the pod's outbound data waits, as netem's egress delay would make it.
-        return Latency(
-            name="latency",
-            delay=params.delay.total_seconds(),
-            jitter=params.jitter.total_seconds(),
-            direction=Direction.UPSTREAM,
-        )
-
-    def describe(self, params: LatencyParams) -> str:
-        jitter = f" ± {format_duration(params.jitter)}" if params.jitter else ""
-        return f"add {format_duration(params.delay)}{jitter} latency"
-
 
 @register
-class NetworkLoss(NetworkShaping):
+class NetworkLoss(LosesTraffic, NetworkShaping):
     kind = "kubernetes.network-loss"
     summary = (
         "Lose a share of pods' outbound packets (tc netem) or reset/stall a share of their new TCP "
         "connections (fault proxy) from an agent in their network namespace; revert stops the agent."
     )
     Params = LossParams
-
-    def netem_shape(self, params: LossParams) -> netem.Netem:
-        return netem.Netem(loss=params.percent)
-
-    def toxic(self, params: LossParams) -> Toxic:
-        if params.proxy_loss is ProxyLoss.STALL:
-            return Stall(name="loss", fraction=params.percent / 100)
-        return Reset(name="loss", fraction=params.percent / 100)
-
-    def describe(self, params: LossParams) -> str:
-        return f"lose {params.percent:g}%"
