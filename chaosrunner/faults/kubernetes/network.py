@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from chaosrunner.errors import FaultError, PlanRefused
-from chaosrunner.faults import netem
+from chaosrunner.faults import netem, shaping
 from chaosrunner.faults.base import FaultPlan, FaultRequest, RevertRecord, TargetRef
 from chaosrunner.faults.kubernetes import agents, ephemeral, ownership
 from chaosrunner.faults.kubernetes.agents import AgentParams, AgentRef, Placement, agent_argv
@@ -49,14 +49,6 @@ from chaosrunner.faults.kubernetes.selection import PodInfo, PodSelector, names,
 from chaosrunner.faults.proxy import redirect
 from chaosrunner.faults.proxy.toxics import Toxic, ToxicSet
 from chaosrunner.faults.registry import register
-from chaosrunner.faults.shaping import (
-    AddsLatency,
-    DelayShape,
-    LosesTraffic,
-    LossShape,
-    Mechanism,
-    TrafficFilter,
-)
 
 # ============================================================================= partition
 
@@ -184,9 +176,9 @@ class PlacementChoice(StrEnum):
     NODE = "node-pod"
 
 
-class ShapingParams(AgentParams, TrafficFilter):
-    mechanism: Mechanism = Field(
-        Mechanism.AUTO,
+class ShapingParams(AgentParams, shaping.TrafficFilter):
+    mechanism: shaping.Mechanism = Field(
+        shaping.Mechanism.AUTO,
         description="netem (tc in the pod's namespace: sch_netem on the node, tc in the agent image), "
         "proxy (TCP through the fault proxy) or auto (the agent uses netem where it can, else proxy)",
     )
@@ -197,11 +189,11 @@ class ShapingParams(AgentParams, TrafficFilter):
     )
 
 
-class LatencyParams(ShapingParams, DelayShape):
+class LatencyParams(ShapingParams, shaping.DelayShape):
     pass
 
 
-class LossParams(ShapingParams, LossShape):
+class LossParams(ShapingParams, shaping.LossShape):
     pass
 
 
@@ -356,7 +348,7 @@ class NetworkShaping(KubernetesFault):
             "proxy": None,
             "netem": None,
         }
-        if record["mechanism"] != Mechanism.NETEM:
+        if record["mechanism"] != shaping.Mechanism.NETEM:
             spec["proxy"] = {
                 "comment": record["comment"],
                 "mark": record["mark"],
@@ -365,7 +357,7 @@ class NetworkShaping(KubernetesFault):
                 "destinations": record["destinations"],
                 "fault": record["fault"],
             }
-        if record["mechanism"] != Mechanism.PROXY:
+        if record["mechanism"] != shaping.Mechanism.PROXY:
             spec["netem"] = record["netem"]
         return spec
 
@@ -459,7 +451,7 @@ class NetworkShaping(KubernetesFault):
 
 
 @register
-class NetworkLatency(AddsLatency, NetworkShaping):
+class NetworkLatency(shaping.AddsLatency, NetworkShaping):
     kind = "kubernetes.network-latency"
     summary = (
         "Delay pods' outbound traffic from an agent in their network namespace (tc netem, or the fault "
@@ -469,7 +461,7 @@ class NetworkLatency(AddsLatency, NetworkShaping):
 
 
 @register
-class NetworkLoss(LosesTraffic, NetworkShaping):
+class NetworkLoss(shaping.LosesTraffic, NetworkShaping):
     kind = "kubernetes.network-loss"
     summary = (
         "Lose a share of pods' outbound packets (tc netem) or reset/stall a share of their new TCP "
