@@ -12,8 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -31,32 +29,10 @@ from chaosrunner.faults.connections import Connections, PostgresConnection
 from chaosrunner.faults.postgres.exhaustion import ConnectionExhaustion, ExhaustionParams
 from chaosrunner.faults.postgres.locks import LockContention, LockParams
 from chaosrunner.faults.postgres.slow_queries import SlowQueries, SlowQueryParams
+from tests.support.injector import inject_and_die
 
 DSN_ENV = "CRT_PG_DSN"
 POOL_ENV = "CRT_PGBOUNCER_DSN"
-
-INJECTOR = r"""
-import json, os, signal, sys
-from datetime import timedelta
-from importlib import import_module
-from chaosrunner.faults.base import FaultRequest
-from chaosrunner.faults.connections import Connections
-
-args = json.loads(sys.argv[1])
-module, name = args["fault"].rsplit(".", 1)
-fault = getattr(import_module(module), name)()
-request = FaultRequest(
-    run_id=args["run_id"],
-    name=args["name"],
-    params=fault.Params(**args["params"]),
-    connections=Connections.model_validate(args["connections"]),
-    duration=timedelta(seconds=args["duration"]),
-)
-record = fault.inject(fault.plan(request))
-sys.stdout.write(json.dumps(record) + "\n")
-sys.stdout.flush()
-os.kill(os.getpid(), signal.SIGKILL)  # the orchestrator dies abruptly, the holder is on its own
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -138,23 +114,14 @@ def inject_then_die(
     fault: Fault, target: Connections, unique_name: str, params: dict[str, Any], duration: float
 ) -> RevertRecord:
     """Plan and inject in a child process that is SIGKILLed right after; return its record."""
-    args = {
-        "fault": f"{type(fault).__module__}.{type(fault).__name__}",
-        "run_id": unique_name,
-        "name": fault.kind.split(".")[1],
-        "params": params,
-        "connections": target.model_dump(mode="json"),
-        "duration": duration,
-    }
-    injector = subprocess.run(
-        [sys.executable, "-c", INJECTOR, json.dumps(args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return inject_and_die(
+        type(fault),
+        run_id=unique_name,
+        name=fault.kind.split(".")[1],
+        params=params,
+        connections=target.model_dump(mode="json"),
+        duration=duration,
     )
-    assert injector.returncode == -signal.SIGKILL, injector.stderr
-    return dict(json.loads(injector.stdout))
 
 
 def time_past_deadline_until_released(dsn: str, record: RevertRecord) -> float:

@@ -9,7 +9,6 @@ resumed the victim.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -26,11 +25,12 @@ import pytest
 
 from chaosrunner.errors import FaultError, PlanRefused
 from chaosrunner.faults import holder
-from chaosrunner.faults.base import BlastRadius, FaultRequest, RevertRecord
+from chaosrunner.faults.base import BlastRadius, FaultRequest
 from chaosrunner.faults.process import procfs
 from chaosrunner.faults.process.kill import ProcessKill
 from chaosrunner.faults.process.pause import ProcessPause
 from chaosrunner.faults.process.selection import ProcessSelector
+from tests.support.injector import inject_and_die
 
 TICKER = """
 import pathlib, signal, sys, time
@@ -42,28 +42,6 @@ while True:
     n += 1
     counter.write_text(str(n))
     time.sleep(0.02)
-"""
-
-INJECTOR = r"""
-import json, os, signal, sys
-from datetime import timedelta
-from importlib import import_module
-from chaosrunner.faults.base import FaultRequest
-
-args = json.loads(sys.argv[1])
-module, name = args["fault"].rsplit(".", 1)
-fault = getattr(import_module(module), name)()
-request = FaultRequest(
-    run_id=args["run_id"],
-    name=args["name"],
-    params=fault.Params(**args["params"]),
-    selector=fault.Selector(**args["selector"]),
-    duration=timedelta(seconds=args["duration"]),
-)
-record = fault.inject(fault.plan(request))
-sys.stdout.write(json.dumps(record) + "\n")
-sys.stdout.flush()
-os.kill(os.getpid(), signal.SIGKILL)  # the orchestrator dies abruptly, the watchdog is on its own
 """
 
 
@@ -176,23 +154,14 @@ def test_the_watchdog_resumes_at_its_deadline_when_the_injector_is_killed(
     spawn_victim: Callable[..., Victim], record_property: Any
 ) -> None:
     victim = spawn_victim()
-    args = {
-        "fault": "chaosrunner.faults.process.pause.ProcessPause",
-        "run_id": "crt-dms",
-        "name": "pause",
-        "params": {"grace": "1s"},
-        "selector": {"cmdline": victim.tag},
-        "duration": 2.0,
-    }
-    injector = subprocess.run(
-        [sys.executable, "-c", INJECTOR, json.dumps(args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    record = inject_and_die(
+        ProcessPause,
+        run_id="crt-dms",
+        name="pause",
+        params={"grace": "1s"},
+        selector={"cmdline": victim.tag},
+        duration=2.0,
     )
-    assert injector.returncode == -signal.SIGKILL, injector.stderr
-    record: RevertRecord = json.loads(injector.stdout)
     deadline = float(record["deadline"])
     while time.time() < deadline - 0.3:
         assert victim.state() == "T", "resumed before the deadline"
