@@ -174,3 +174,33 @@ def read_events(path: Path) -> Iterator[JournalEvent]:
                 yield JournalEvent(json.loads(raw))
             except (ValueError, UnicodeDecodeError):
                 continue
+
+
+class JournalTail:
+    """The events appended to a journal since the last read, by any process.
+
+    A live watcher reads only what is new instead of the whole file on every
+    tick; a torn last line is left for the next read, when it is complete.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+
+    def read_new(self) -> list[JournalEvent]:
+        try:
+            handle = self.path.open("rb")
+        except FileNotFoundError:
+            return []
+        events = []
+        with handle:
+            handle.seek(self._offset)
+            for raw in handle:
+                if not raw.endswith(b"\n"):
+                    break
+                self._offset += len(raw)
+                try:
+                    events.append(JournalEvent(json.loads(raw)))
+                except (ValueError, UnicodeDecodeError):
+                    continue
+        return events

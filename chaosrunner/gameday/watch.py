@@ -27,11 +27,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chaosrunner.engine.conditions import all_hold
-from chaosrunner.engine.journal import JournalEvent, in_effect_since
+from chaosrunner.engine.journal import JournalTail, in_effect_since
 from chaosrunner.engine.runner import Runner
 from chaosrunner.errors import ChaosrunnerError
-from chaosrunner.gameday.marks import responder_events
-from chaosrunner.gameday.responder import Mark
+from chaosrunner.gameday.responder import Mark, ResponderEvent
 from chaosrunner.observe.metrics import MetricsSource
 from chaosrunner.scenario.models import Mode, PromCheck
 
@@ -59,7 +58,8 @@ class GamedayWatcher:
         self._sli_met_since: float | None = None
         self._escalation_announced = False
         self._unconfirmed_announced = False
-        self._marks_shown = 0
+        self._journal: JournalTail | None = None
+        self._marks: list[ResponderEvent] = []
         self.errors: list[str] = []
 
     # A runner listener: starts the clock at t0 and stops with the run.
@@ -84,18 +84,23 @@ class GamedayWatcher:
                 self.errors.append(f"{type(error).__name__}: {error}")
 
     def tick(self) -> None:
-        self._show_new_marks()
+        self._read_journal()
         self._record_alerts()
         if self.runner.mode is Mode.GAMEDAY:
             self._check_mitigation()
         self._check_escalation()
 
-    def _show_new_marks(self) -> None:
-        """Marks come from other processes straight into the journal: show them live."""
-        marks = [event for event in _events(self.runner) if event.type == "responder"]
-        for event in marks[self._marks_shown :]:
-            self.runner.notify(event)
-        self._marks_shown = len(marks)
+    def _read_journal(self) -> None:
+        """Marks and toxic switches come from other processes straight into the journal: show them live."""
+        if self._journal is None:
+            assert self.runner.run_dir is not None
+            self._journal = JournalTail(self.runner.run_dir.journal_path)
+        for event in self._journal.read_new():
+            if event.type in ("responder", "toxic_switched"):
+                self.runner.notify(event)
+            if event.type == "responder":
+                self._marks.append(ResponderEvent.from_journal(dict(event)))
+        self._marks.sort(key=lambda mark: mark.at)
 
     # -- detection evidence ---------------------------------------------------------------
 
@@ -163,8 +168,7 @@ class GamedayWatcher:
                     f"for {mitigation.confirm_for.total_seconds():g}s"
                 )
                 return
-        marks = responder_events(_events(self.runner))
-        mark = next((mark for mark in marks if mark.mark is Mark.MITIGATED), None)
+        mark = next((mark for mark in self._marks if mark.mark is Mark.MITIGATED), None)
         if mark is None:
             return
         if mitigation is None:
@@ -186,7 +190,7 @@ class GamedayWatcher:
         target = self.scenario.gameday.ttm_target.total_seconds()
         if time.monotonic() - self.t0 < target:
             return
-        marks = responder_events(_events(self.runner))
+        marks = self._marks
         if any(mark.mark in (Mark.MITIGATED, Mark.ESCALATED) for mark in marks):
             return
         self._escalation_announced = True
@@ -222,8 +226,3 @@ class GamedayWatcher:
             self.runner.emit(
                 "webhook", event="escalation_due", url=self.escalation_webhook, ok=False, error=str(error)
             )
-
-
-def _events(runner: Runner) -> list[JournalEvent]:
-    assert runner.run_dir is not None
-    return runner.run_dir.events()
