@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from chaosrunner.errors import PlanRefused
+from chaosrunner.faults import watchdog
 from chaosrunner.faults.base import FaultParams, FaultRequest
-from chaosrunner.faults.docker import watchdog
 from chaosrunner.faults.docker.fake import FakeDocker, make_container
 from chaosrunner.faults.docker.fault import DockerFault, DockerFaultParams
 from chaosrunner.faults.docker.lifecycle import (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chaosrunner.faults.docker import watchdog
+from chaosrunner.faults import watchdog
 from chaosrunner.faults.docker.lifecycle import ContainerPause
 from chaosrunner.faults.holder import HolderRecord, find_by_label, is_alive
 

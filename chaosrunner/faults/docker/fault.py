@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from chaosrunner.durations import Duration
+from chaosrunner.faults import watchdog
 from chaosrunner.faults.base import Fault, FaultParams, FaultPlan, FaultRequest, RevertRecord, TargetRef
-from chaosrunner.faults.docker import watchdog
 from chaosrunner.faults.docker.client import DockerApi, open_client
 from chaosrunner.faults.docker.selection import ContainerSelector
 from chaosrunner.faults.docker.snapshot import ContainerInfo

@@ -14,7 +14,7 @@ No token or certificate is ever in it (see ``target``).
 Faults that change state nothing in the cluster will undo by itself (a
 cordon, a scale-down, a NetworkPolicy) arm a *watchdog* before the change: the
 Docker backend's holder process that calls this kind's ``revert`` at the
-deadline if chaosrunner has not (``chaosrunner.faults.docker.watchdog``; it is
+deadline if chaosrunner has not (``chaosrunner.faults.watchdog``; it is
 generic, keyed by kind). It lives on the machine that runs chaosrunner.
 Faults that run a process in the cluster (agents, holders) need none: the
 process ends itself at its deadline, and pods carry ``activeDeadlineSeconds``.
@@ -103,7 +103,7 @@ class KubernetesFault(Fault):
 
     def arm_watchdog(self, record: RevertRecord) -> RevertRecord:
         """The record with a running watchdog; call BEFORE the side effect so it covers it."""
-        from chaosrunner.faults.docker import watchdog
+        from chaosrunner.faults import watchdog
 
         if not (self.arms_watchdog and self._watchdogs) or record.get(watchdog.WATCHDOG_KEY):
             return dict(record)
@@ -115,6 +115,6 @@ class KubernetesFault(Fault):
 
     @staticmethod
     def disarm_watchdog(record: RevertRecord) -> None:
-        from chaosrunner.faults.docker import watchdog
+        from chaosrunner.faults import watchdog
 
         watchdog.disarm(record)

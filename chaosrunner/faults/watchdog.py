@@ -1,9 +1,11 @@
-"""The Docker faults' dead-man's switch: a holder that reverts the fault at its deadline.
+"""A dead-man's switch for faults that nothing else ends: a holder that reverts at the deadline.
 
 A paused container, a stopped one, a container cut off its network or
-blackholed by iptables stays broken for ever if chaosrunner dies mid-run and
-nobody runs ``chaosrunner recover``. Docker has no TTL for such states, so each
-of these faults arms a *watchdog* when it injects: a holder process (see
+blackholed by iptables, a cordoned node or a scaled-down Deployment stays
+broken for ever if chaosrunner dies mid-run and nobody runs ``chaosrunner
+recover``. Neither Docker nor Kubernetes has a TTL for such states, so each of
+these faults (Docker's, and the Kubernetes ones that set ``arms_watchdog``)
+arms a *watchdog* when it injects: a holder process (see
 ``chaosrunner.faults.holder``: own session, pid plus start time, survives our
 ``kill -9``) that sleeps until the fault's duration plus a grace period and
 then calls the kind's own ``revert`` with the revert record. Revert is
@@ -14,8 +16,8 @@ watchdog exits *without* reverting, because the engine is reverting right then
 and two reverts racing on one container would only produce conflicts.
 
 The watchdog lives on the machine that runs chaosrunner and talks to the same
-daemon (DOCKER_HOST and friends are inherited), so it also covers remote
-daemons; it does not survive a reboot of this machine.
+daemon or cluster (DOCKER_HOST, KUBECONFIG and friends are inherited), so it
+also covers remote ones; it does not survive a reboot of this machine.
 """
 
 from __future__ import annotations
