@@ -5,7 +5,10 @@ the library finds ``abort_conditions/*.yaml`` with that name and fills its
 ``${placeholders}``. Where the library lives: every folder named in
 ``CHAOSRUNNER_LIBRARY`` (os.pathsep-separated), then the nearest
 ``abort_conditions/`` found walking up from the scenario's folder, then
-``./abort_conditions``. The first definition of a name wins.
+``./abort_conditions``, then the library that ships with chaosrunner (the
+checkout's ``abort_conditions/``, or ``<prefix>/share/chaosrunner/`` where a
+wheel installs it), so the bundled demo works from any folder. The first
+definition of a name wins.
 
 Placeholder values are escaped for a PromQL string literal, since they are
 almost always label values (``job="${job}"``).
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import os
 import string
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,14 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def bundled_folders() -> list[Path]:
+    """Where the shipped library is: beside the package in a checkout, under share/ once installed."""
+    return [
+        Path(__file__).resolve().parents[2] / FOLDER_NAME,
+        Path(sys.prefix) / "share" / "chaosrunner" / FOLDER_NAME,
+    ]
+
+
 class UnresolvedReference(ValueError):
     """A reference cannot be expanded; ``field`` says which key is at fault."""
 
@@ -63,6 +75,7 @@ class ConditionLibrary:
                 folders.append(ancestor / FOLDER_NAME)
                 break
         folders.append(Path.cwd() / FOLDER_NAME)
+        folders.extend(bundled_folders())
         unique = list(dict.fromkeys(folder.resolve() for folder in folders if folder.is_dir()))
         return cls(unique)
 

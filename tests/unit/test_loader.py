@@ -53,6 +53,17 @@ def test_library_from_an_explicit_folder(tmp_path: Path, monkeypatch: pytest.Mon
     assert scenario.abort_conditions[0].expr == 'up{job="we\\"ird"}'
 
 
+def test_the_shipped_library_is_found_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no abort_conditions/ here, nor above the scenario
+    data = scenario_data(abort_conditions=[{"use": "scrape-target-down", "params": {"job": "checkout"}}])
+    scenario = load_scenario(write_scenario(elsewhere, data))
+    assert scenario.abort_conditions[0].expr == 'min(up{job="checkout"})'
+
+
 def test_a_broken_library_file_is_reported_at_its_own_location(tmp_path: Path) -> None:
     folder = tmp_path / "abort_conditions"
     folder.mkdir()
