@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -79,7 +80,8 @@ def _strip_parens(text: str) -> str:
     return text
 
 
-def _matching_close(text: str) -> int:
+def _outside_quotes(text: str) -> Iterator[tuple[int, str, int]]:
+    """(index, char, nesting depth before it) for every char outside string literals."""
     depth = 0
     quote: str | None = None
     for index, char in enumerate(text):
@@ -89,34 +91,27 @@ def _matching_close(text: str) -> int:
             continue
         if char in "\"'`":
             quote = char
-        elif char in "([{":
+            continue
+        yield index, char, depth
+        if char in "([{":
             depth += 1
         elif char in ")]}":
             depth -= 1
-            if depth == 0:
-                return index
+
+
+def _matching_close(text: str) -> int:
+    """Index of the bracket that closes the one ``text`` opens with, -1 if none."""
+    for index, char, depth in _outside_quotes(text):
+        if char in ")]}" and depth == 1:
+            return index
     return -1
 
 
 def _top_level_operators(text: str) -> list[tuple[int, str]]:
     """(index, operator) of every arithmetic operator outside (), [], {} and quotes."""
-    found = []
-    depth = 0
-    quote: str | None = None
-    for index, char in enumerate(text):
-        if quote:
-            if char == quote and text[index - 1] != "\\":
-                quote = None
-            continue
-        if char in "\"'`":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif depth == 0 and char in _OPERATORS:
-            found.append((index, char))
-    return found
+    return [
+        (index, char) for index, char, depth in _outside_quotes(text) if depth == 0 and char in _OPERATORS
+    ]
 
 
 def _top_level_text(text: str) -> str:

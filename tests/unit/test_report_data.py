@@ -97,6 +97,10 @@ def test_panel_summary_counts_time_on_the_bad_side() -> None:
             'sum(rate(requests_total{job="a-b"}[5m]))',
         ),
         ("(1 - sum(rate(e[1m])) / sum by (job) (irate(r[1m])))", "sum by (job) (irate(r[1m]))"),
+        (  # brackets and operators inside label values are text, not structure
+            '1 - (sum(rate(r{code=~"5.*"}[1m])) / sum(rate(r{path="/a(b-c"}[1m])))',
+            'sum(rate(r{path="/a(b-c"}[1m]))',
+        ),
         ('avg(probe_success{job="checkout"})', None),
         ("histogram_quantile(0.99, sum by (le) (rate(h_bucket[5m])))", None),
         ("sum(rate(a[1m])) / sum(rate(b[1m])) * 100", None),
