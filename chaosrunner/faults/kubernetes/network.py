@@ -45,7 +45,7 @@ from chaosrunner.faults.kubernetes import agents, ephemeral, ownership
 from chaosrunner.faults.kubernetes.agents import AgentParams, AgentRef, Placement, agent_argv
 from chaosrunner.faults.kubernetes.api import Conflict, KubeApi, NotFound
 from chaosrunner.faults.kubernetes.fault import KubeFaultParams, KubernetesFault
-from chaosrunner.faults.kubernetes.selection import PodInfo, PodSelector, names, select_pods
+from chaosrunner.faults.kubernetes.selection import PodInfo, PodSelector, names, pods_for
 from chaosrunner.faults.proxy import redirect
 from chaosrunner.faults.proxy.toxics import Toxic, ToxicSet
 from chaosrunner.faults.registry import register
@@ -95,9 +95,7 @@ class NetworkPartition(KubernetesFault):
         assert isinstance(params, PartitionParams) and isinstance(request.selector, PodSelector)
         target = self.target_of(request)
         with self.kube(target) as api:
-            chosen = select_pods(
-                api, request.name, request.selector, request.connections.kubernetes, request.blast_radius
-            )
+            chosen = pods_for(api, request)
         name = ownership.object_name("partition", request.run_id, request.name)
         record = self.spine(
             request,
@@ -241,14 +239,7 @@ class NetworkShaping(KubernetesFault):
         assert isinstance(params, ShapingParams) and isinstance(request.selector, PodSelector)
         target = self.target_of(request)
         with self.kube(target) as api:
-            chosen = select_pods(
-                api,
-                request.name,
-                request.selector,
-                request.connections.kubernetes,
-                request.blast_radius,
-                network_ready,
-            )
+            chosen = pods_for(api, request, network_ready)
             version = api.server_version()
         placement = resolve_placement(request.name, params.placement, version)
         comment = redirect.rule_comment(request.run_id, request.name)

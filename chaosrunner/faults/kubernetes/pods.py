@@ -56,8 +56,8 @@ from chaosrunner.faults.kubernetes.selection import (
     PodInfo,
     PodSelector,
     names,
+    pods_for,
     running,
-    select_pods,
     workload_of,
 )
 from chaosrunner.faults.kubernetes.workloads import PLURALS, fully_available, measure_recovery
@@ -158,14 +158,7 @@ class PodKill(KubernetesFault):
         assert isinstance(params, PodKillParams) and isinstance(request.selector, PodSelector)
         target = self.target_of(request)
         with self.kube(target) as api:
-            chosen = select_pods(
-                api,
-                request.name,
-                request.selector,
-                request.connections.kubernetes,
-                request.blast_radius,
-                running,
-            )
+            chosen = pods_for(api, request, running)
             owners = {pod.uid: workload_of(api, pod) for pod in chosen.targets}
             version = api.server_version()
         grace = None if params.grace_period is None else int(params.grace_period.total_seconds())
@@ -322,14 +315,7 @@ class ContainerKill(KubernetesFault):
 
         target = self.target_of(request)
         with self.kube(target) as api:
-            chosen = select_pods(
-                api,
-                request.name,
-                request.selector,
-                request.connections.kubernetes,
-                request.blast_radius,
-                suitable,
-            )
+            chosen = pods_for(api, request, suitable)
         entries = []
         for pod in chosen.targets:
             name = params.container or pod.container_names()[0]

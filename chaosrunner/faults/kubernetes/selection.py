@@ -33,7 +33,7 @@ from typing import Any, Self
 from pydantic import Field, model_validator
 
 from chaosrunner.errors import PlanRefused
-from chaosrunner.faults.base import BlastRadius, BlastRadiusMode, FaultSelector, choose_targets
+from chaosrunner.faults.base import BlastRadius, BlastRadiusMode, FaultRequest, FaultSelector, choose_targets
 from chaosrunner.faults.connections import KubernetesConnection
 from chaosrunner.faults.kubernetes.api import Invalid, KubeApi, NotFound, Obj
 from chaosrunner.faults.kubernetes.ownership import (
@@ -316,6 +316,14 @@ def select_pods(
             f"blast_radius mode {blast_radius.mode.value!r} contradicts it"
         )
     return PodSelection(choose_targets(fault, candidates, blast_radius), excluded, namespace)
+
+
+def pods_for(api: KubeApi, request: FaultRequest, suitable: Suitability = running) -> PodSelection:
+    """``select_pods`` with everything it needs taken from a fault request."""
+    assert isinstance(request.selector, PodSelector)
+    return select_pods(
+        api, request.name, request.selector, request.connections.kubernetes, request.blast_radius, suitable
+    )
 
 
 def names(pods: Sequence[PodInfo]) -> str:

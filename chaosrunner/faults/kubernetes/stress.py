@@ -31,7 +31,7 @@ from chaosrunner.faults.kubernetes import agents, ephemeral, ownership
 from chaosrunner.faults.kubernetes.agents import AgentParams, AgentRef, Placement
 from chaosrunner.faults.kubernetes.api import KubeApi
 from chaosrunner.faults.kubernetes.fault import KubernetesFault
-from chaosrunner.faults.kubernetes.selection import PodInfo, PodSelector, names, running, select_pods
+from chaosrunner.faults.kubernetes.selection import PodInfo, PodSelector, names, pods_for, running
 from chaosrunner.faults.registry import register
 
 READY_POLL = 0.3
@@ -93,14 +93,7 @@ class _StressFault(KubernetesFault):
 
         target = self.target_of(request)
         with self.kube(target) as api:
-            chosen = select_pods(
-                api,
-                request.name,
-                request.selector,
-                request.connections.kubernetes,
-                request.blast_radius,
-                suitable,
-            )
+            chosen = pods_for(api, request, suitable)
             version = api.server_version()
         container = ownership.ephemeral_name(request.run_id, request.name, "stress")
         record = self.spine(
