@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from chaosrunner.errors import ScenarioError
+from chaosrunner.faults.base import BlastRadiusMode
 from chaosrunner.faults.registry import registry
 from chaosrunner.scenario.document import read_model, read_source
 from chaosrunner.scenario.library import ConditionLibrary, UnresolvedReference, placeholders
@@ -191,6 +192,11 @@ def _check_scenario(scenario: Scenario, problems: ProblemList) -> None:
             problems.add(
                 ("faults", index, "duration"),
                 "needs a duration in automated mode (only gameday mode holds faults until mitigation)",
+            )
+        if getattr(fault.selector, "random", False) and fault.blast_radius.mode is not BlastRadiusMode.ONE:
+            problems.add(
+                ("faults", index, "blast_radius", "mode"),
+                "a random (Chaos Monkey) selector picks exactly one victim: use mode one",
             )
     if settings.check_interval.total_seconds() < 0.1:
         problems.add(("gameday", "check_interval"), "must be at least 100ms")

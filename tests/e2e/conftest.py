@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sysconfig
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import pytest
 from chaosrunner.faults.kubernetes.api import KubeApi
 from chaosrunner.faults.kubernetes.client import open_api
 from chaosrunner.faults.kubernetes.target import resolve
-from tests.e2e.kube_helpers import KubeCluster
+from tests.e2e.kube_helpers import KubeCluster, chaos_namespace
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SH = REPO / "scripts" / "kube-cluster.sh"
@@ -118,10 +117,4 @@ def _prune_agent_images(keep: str) -> None:
 
 @pytest.fixture
 def kube_namespace(kube_api: KubeApi) -> Iterator[str]:
-    name = f"cr-e2e-{uuid.uuid4().hex[:8]}"
-    kube_api.create(
-        "namespaces",
-        {"metadata": {"name": name, "annotations": {"chaosrunner.io/allow-chaos": "true"}}},
-    )
-    yield name
-    kube_api.delete("namespaces", name)
+    yield from chaos_namespace(kube_api)

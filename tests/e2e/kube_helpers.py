@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -144,3 +144,14 @@ def http_seconds(api: KubeApi, namespace: str, pod: str, host: str, port: int = 
         return float(text)
     except ValueError:
         return text or f"exit {result.exit_code}: {result.stderr.strip()[:200]}"
+
+
+def chaos_namespace(api: KubeApi) -> Iterator[str]:
+    """A fresh namespace that allows chaos, deleted (in the background) afterwards."""
+    name = f"cr-e2e-{uuid.uuid4().hex[:8]}"
+    api.create(
+        "namespaces",
+        {"metadata": {"name": name, "annotations": {"chaosrunner.io/allow-chaos": "true"}}},
+    )
+    yield name
+    api.delete("namespaces", name)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_serializer, model_validator
 
 from chaosrunner.errors import PlanRefused
 from chaosrunner.faults.base import BlastRadius, BlastRadiusMode, FaultRequest, FaultSelector, choose_targets
@@ -63,15 +63,21 @@ class _KubeSelector(FaultSelector):
 
     @model_validator(mode="after")
     def _says_something(self) -> Self:
-        if not (self.labels or self.label_selector or self.field_selector or self.name):
+        if not self.has_criterion():
             raise ValueError(
                 "a Kubernetes selector needs at least one of labels, label_selector, field_selector or name "
                 "(an empty selector would match everything)"
             )
         return self
 
+    def has_criterion(self) -> bool:
+        return bool(self.labels or self.label_selector or self.field_selector or self.name)
+
+    def required_labels(self) -> dict[str, str]:
+        return dict(self.labels)
+
     def label_query(self) -> str | None:
-        terms = [f"{key}={value}" for key, value in sorted(self.labels.items())]
+        terms = [f"{key}={value}" for key, value in sorted(self.required_labels().items())]
         if self.label_selector:
             terms.append(self.label_selector)
         return ",".join(terms) or None
@@ -95,19 +101,28 @@ class PodSelector(_KubeSelector):
         "chaosrunner.io/monkey=enabled (combined with any other criterion given)",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _monkey_alone_is_enough(cls, data: Any) -> Any:
-        # `random: true` by itself is a complete selector: it means "the opted-in pods".
-        if isinstance(data, dict) and data.get("random") is True and not data.get("labels"):
-            return {**data, "labels": {MONKEY_LABEL: "enabled"}}
-        return data
+    @model_validator(mode="after")
+    def _the_opt_in_cannot_be_widened(self) -> Self:
+        # The monkey only ever picks pods that opted in; a selector may narrow that, never widen it.
+        asked = self.labels.get(MONKEY_LABEL, "enabled")
+        if self.random and asked != "enabled":
+            raise ValueError(
+                f"random picks only pods labelled {MONKEY_LABEL}=enabled; "
+                f"labels cannot ask for {MONKEY_LABEL}={asked}"
+            )
+        return self
 
-    def label_query(self) -> str | None:
-        query = super().label_query()
-        if self.random and MONKEY_LABEL not in self.labels:
-            query = ",".join(filter(None, [query, f"{MONKEY_LABEL}=enabled"]))
-        return query
+    def has_criterion(self) -> bool:
+        # `random: true` by itself is a complete selector: it means "the opted-in pods".
+        return self.random or super().has_criterion()
+
+    def required_labels(self) -> dict[str, str]:
+        return {**self.labels, MONKEY_LABEL: "enabled"} if self.random else dict(self.labels)
+
+    @field_serializer("labels")
+    def _show_the_opt_in(self, labels: dict[str, str]) -> dict[str, str]:
+        # Plans, journals and reports show the label the monkey requires, not just random=true.
+        return self.required_labels()
 
 
 class WorkloadSelector(_KubeSelector):
@@ -314,6 +329,11 @@ def select_pods(
         raise PlanRefused(
             f"fault {fault!r}: a random (Chaos Monkey) selector picks exactly one victim; "
             f"blast_radius mode {blast_radius.mode.value!r} contradicts it"
+        )
+    if selector.random and not candidates:
+        raise PlanRefused(
+            f"fault {fault!r}: no pod in namespace {namespace} has opted in to the Chaos Monkey "
+            f"(label {MONKEY_LABEL}=enabled) and matches the rest of the selector"
         )
     return PodSelection(choose_targets(fault, candidates, blast_radius), excluded, namespace)
 
