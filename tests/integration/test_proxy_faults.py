@@ -384,6 +384,7 @@ def test_a_facilitator_switches_a_live_runs_latency_off_and_on_from_another_term
             chaosrunner("abort", run_id, check=False)
         output = run.communicate(timeout=60)[0]
     assert "reverted slow-db" in output
+    assert "facilitator switched latency of slow-db off" in output  # the live console tails the journal
     [report] = list((tmp_path / "reports").glob("*/report.md"))
     assert "toxic latency of fault slow-db switched off" in report.read_text()
     assert refuses(port)
