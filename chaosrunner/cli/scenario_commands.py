@@ -74,21 +74,68 @@ def validate(paths: tuple[Path, ...], as_json: bool) -> None:
 @click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--allow-production", is_flag=True, help="Plan as if production targets were allowed.")
-def plan(scenario: Path, as_json: bool, allow_production: bool) -> None:
+@click.option(
+    "--targets",
+    "with_targets",
+    is_flag=True,
+    help="Also ask the live systems what each fault would hit (reads only; needs them reachable).",
+)
+def plan(scenario: Path, as_json: bool, allow_production: bool, with_targets: bool) -> None:
     """Dry run: settings, fault timeline, abort conditions and offline safety checks.
 
-    Touches nothing. Exit code 2 when a safety check refuses the scenario.
+    Touches nothing. With --targets, each fault's selector is resolved against
+    the live target (containers, pods, processes, the database) the way a run
+    would, still touching nothing. Exit code 2 when a safety check or a
+    fault's plan refuses the scenario, 3 when a target cannot be reached.
     """
     from chaosrunner.engine.plan import plan_offline
     from chaosrunner.scenario.loader import load_scenario
 
-    result = plan_offline(load_scenario(scenario), str(scenario), allow_production=allow_production)
+    loaded = load_scenario(scenario)
+    result = plan_offline(loaded, str(scenario), allow_production=allow_production)
+    resolved = None
+    if with_targets and not result.refused:
+        from chaosrunner.engine.targets import resolve_targets
+
+        resolved = resolve_targets(loaded)
     if as_json:
-        echo_json(result.model_dump(mode="json"))
+        payload = result.model_dump(mode="json")
+        if resolved is not None:
+            payload["targets"] = [_resolved_json(fault) for fault in resolved]
+        echo_json(payload)
     else:
         _print_plan(result)
-    if result.refused:
+        if resolved is not None:
+            _print_targets(resolved)
+    if result.refused or any(fault.refused for fault in resolved or []):
         raise SystemExit(2)
+    if any(fault.unreachable for fault in resolved or []):
+        raise SystemExit(3)
+
+
+def _resolved_json(fault: Any) -> dict[str, Any]:
+    return {
+        "fault": fault.name,
+        "kind": fault.kind,
+        "targets": [target.model_dump() for target in fault.targets],
+        "summary": fault.summary,
+        "refused": fault.refused,
+        "unreachable": fault.unreachable,
+        "random_pick": fault.random_pick,
+    }
+
+
+def _print_targets(resolved: list[Any]) -> None:
+    click.echo("\nTargets (asked the live systems; nothing was touched)")
+    for fault in resolved:
+        if fault.refused:
+            click.echo(f"  REFUSED  {fault.name}: {fault.refused}")
+        elif fault.unreachable:
+            click.echo(f"  UNREACHABLE  {fault.name}: {fault.unreachable}")
+        else:
+            pick = " (a random pick: each run picks again)" if fault.random_pick else ""
+            click.echo(f"  {fault.name}: {len(fault.targets)} target(s){pick}")
+            click.echo(f"      {fault.summary}")
 
 
 def _print_plan(result: Any) -> None:

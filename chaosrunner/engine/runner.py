@@ -40,6 +40,7 @@ from chaosrunner.engine.journal import JOURNAL_VERSION, Journal, JournalEvent
 from chaosrunner.engine.monitor import AbortMonitor
 from chaosrunner.engine.plan import plan_offline, unreachable_grace
 from chaosrunner.engine.rundir import RunDir
+from chaosrunner.engine.targets import fault_request
 from chaosrunner.errors import (
     ChaosrunnerError,
     JournalUnwritable,
@@ -47,7 +48,6 @@ from chaosrunner.errors import (
     ServiceUnreachable,
     SteadyStateNotMet,
 )
-from chaosrunner.faults.base import FaultRequest
 from chaosrunner.faults.holder import process_start_ticks
 from chaosrunner.observe.metrics import MetricsSource
 from chaosrunner.scenario.models import Mode, Scenario
@@ -276,17 +276,7 @@ class Runner:
     def _plan_faults(self) -> None:
         assert self.run_dir is not None
         for spec in self.scenario.faults:
-            request = FaultRequest(
-                run_id=self.run_dir.run_id,
-                name=spec.name,
-                params=spec.params,
-                selector=spec.selector,
-                blast_radius=spec.blast_radius,
-                connections=self.scenario.target,
-                # In gameday mode a fault lasts until the team mitigates, whatever its duration says.
-                duration=spec.duration if self.mode is Mode.AUTOMATED else None,
-                max_duration=self.scenario.gameday.max_duration,
-            )
+            request = fault_request(self.scenario, spec, self.run_dir.run_id, self.mode)
             active = ActiveFault(spec, request, self.emit)
             self.faults.append(active)
             active.make_plan()

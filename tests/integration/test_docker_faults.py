@@ -276,6 +276,42 @@ def test_a_run_journals_that_a_killed_container_came_back_by_its_restart_policy(
     assert 0 < came_back["seconds_down"] < 3
 
 
+def test_plan_targets_names_what_a_run_would_pause_and_touches_nothing(
+    start: Any, tmp_path: Path, rig_env: dict[str, str], unique_name: str
+) -> None:
+    web = [start(f"web-{index}", labels={"tier": unique_name}) for index in range(3)]
+    scenario = tmp_path / "pause.yaml"
+    fault = {"name": "freeze", "kind": "docker.container-pause", "duration": "30s"}
+    document = {
+        "metadata": {"title": "t", "owner": "t", "expected_severity": "P3", "hypothesis": "h"},
+        "target": {"docker": {"host": rig_env["DOCKER_HOST"]}},
+        "faults": [{**fault, "selector": {"labels": {"tier": unique_name}}, "blast_radius": {"mode": "all"}}],
+    }
+
+    def plan(**overrides: Any) -> subprocess.CompletedProcess[str]:
+        scenario.write_text(json.dumps({**document, **overrides}))
+        return subprocess.run(
+            [sys.executable, "-m", "chaosrunner", "plan", "--targets", "--json", str(scenario)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    planned = plan()
+    assert planned.returncode == 0, planned.stderr
+    (resolved,) = json.loads(planned.stdout)["targets"]
+    assert sorted(target["name"] for target in resolved["targets"]) == sorted(c.name for c in web)
+    assert all(state(container)["Paused"] is False for container in web)  # a dry run
+
+    too_wide = plan(faults=[{**document["faults"][0], "blast_radius": {"mode": "all", "maximum": 2}}])
+    assert too_wide.returncode == 2
+    assert "maximum" in json.loads(too_wide.stdout)["targets"][0]["refused"]
+    nothing = plan(faults=[{**fault, "selector": {"labels": {"tier": f"{unique_name}-none"}}}])
+    assert nothing.returncode == 2
+    assert "matched no running container" in json.loads(nothing.stdout)["targets"][0]["refused"]
+
+
 def test_kill_via_api_is_a_manual_stop_that_no_policy_undoes_so_revert_does(
     faults: Faults, start: Any
 ) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from chaosrunner import __version__
@@ -91,6 +92,38 @@ def test_plan_of_an_invalid_file_is_exit_2_without_traceback(tmp_path: Path) -> 
     assert result.exit_code == 2
     assert "faults: expected" in result.stderr or "faults: List should have at least 1 item" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_plan_targets_asks_each_fault_what_it_would_hit(tmp_path: Path) -> None:
+    result = run("plan", "--targets", str(write_scenario(tmp_path)))
+    assert result.exit_code == 0, result.stderr
+    assert "Targets (asked the live systems; nothing was touched)" in result.stdout
+    listed = json.loads(run("plan", "--targets", "--json", str(write_scenario(tmp_path))).stdout)["targets"]
+    assert [(fault["refused"], len(fault["targets"])) for fault in listed] == [(None, 1), (None, 1)]
+
+
+def test_plan_targets_exit_2_on_a_refusal_and_3_on_an_unreachable_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chaosrunner.errors import PlanRefused, ServiceUnreachable
+    from chaosrunner.faults import inprocess
+
+    def refuse(self: object, request: object) -> None:
+        raise PlanRefused("fault 'f': the selector matched no targets")
+
+    monkeypatch.setattr(inprocess.FlagFault, "plan", refuse)
+    refused = run("plan", "--targets", str(write_scenario(tmp_path)))
+    assert refused.exit_code == 2 and "REFUSED  " in refused.stdout
+    assert ("matched no targets" in refused.stdout and refused.exception is None) or isinstance(
+        refused.exception, SystemExit
+    )
+
+    def unreachable(self: object, request: object) -> None:
+        raise ServiceUnreachable("dockerd at unix:///nowhere did not answer")
+
+    monkeypatch.setattr(inprocess.FlagFault, "plan", unreachable)
+    down = run("plan", "--targets", str(write_scenario(tmp_path)))
+    assert down.exit_code == 3 and "UNREACHABLE  " in down.stdout and "did not answer" in down.stdout
 
 
 def test_faults_catalog_documents_params() -> None:
