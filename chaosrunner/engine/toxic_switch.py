@@ -17,7 +17,7 @@ from pathlib import Path
 
 from chaosrunner.engine.rundir import RunDir
 from chaosrunner.errors import FaultError, UsageError
-from chaosrunner.faults.proxy import control
+from chaosrunner.faults.proxy import control, lifecycle
 from chaosrunner.faults.proxy.lifecycle import holder_label
 from chaosrunner.faults.proxy.toxics import ToxicSet
 
@@ -51,7 +51,7 @@ def _owner(label: str, run_id: str, faults: list[str]) -> str | None:
 
 
 def live_proxies(run_id: str, fault: str | None = None) -> list[ProxyView]:
-    """The run's proxies whose holder has reported in, optionally of one fault."""
+    """The run's proxies whose holder reported in and still runs, optionally of one fault."""
     run = RunDir.find(run_id)
     faults = _fault_names(run)
     if fault is not None and fault not in faults:
@@ -64,6 +64,8 @@ def live_proxies(run_id: str, fault: str | None = None) -> list[ProxyView]:
         status = control.read_status(directory)
         if owner is None or status is None or (fault is not None and owner != fault):
             continue
+        if not lifecycle.alive(directory.name, None):
+            continue  # its holder died (SIGKILL, reboot) and left the control files behind
         found.append(ProxyView(owner, directory, status.address, control.read_toxics(directory)))
     return found
 

@@ -11,6 +11,7 @@ from chaosrunner.engine.journal import Journal
 from chaosrunner.engine.rundir import RunDir
 from chaosrunner.engine.toxic_switch import live_proxies, switch_toxic
 from chaosrunner.errors import UsageError
+from chaosrunner.faults.holder import process_start_ticks
 from chaosrunner.faults.proxy.control import ProxyStatus, proxy_dir, write_status, write_toxics
 from chaosrunner.faults.proxy.lifecycle import holder_label
 from chaosrunner.faults.proxy.toxics import Latency, ToxicSet
@@ -32,11 +33,15 @@ def a_run(*faults: str) -> RunDir:
     return run
 
 
-def a_proxy(label: str, address: str, *, reported: bool = True) -> None:
+def a_proxy(label: str, address: str, *, reported: bool = True, alive: bool = True) -> None:
+    """Control files as a holder leaves them; this test process plays the holder (or a dead one)."""
     directory = proxy_dir(label)
     write_toxics(directory, ToxicSet(toxics=[Latency(name="latency", delay=0.1)]))
     if reported:
-        write_status(directory, ProxyStatus(pid=os.getpid(), start_ticks=1, address=address, generation=0))
+        ticks = process_start_ticks(os.getpid()) if alive else 1
+        write_status(
+            directory, ProxyStatus(pid=os.getpid(), start_ticks=ticks, address=address, generation=0)
+        )
 
 
 def test_each_proxy_belongs_to_the_fault_with_the_longest_matching_label() -> None:
@@ -44,7 +49,8 @@ def test_each_proxy_belongs_to_the_fault_with_the_longest_matching_label() -> No
     a_proxy(holder_label(RUN, "db"), "127.0.0.1:1001")
     a_proxy(holder_label(RUN, "db-replica"), "127.0.0.1:1002")
     a_proxy(holder_label(RUN, "db", "c0ffee"), "127.0.0.1:1003")  # per-container holder of "db"
-    a_proxy(holder_label(RUN, "db", "dead"), "127.0.0.1:1004", reported=False)  # never started
+    a_proxy(holder_label(RUN, "db", "new"), "127.0.0.1:1004", reported=False)  # not started yet
+    a_proxy(holder_label(RUN, "db", "dead"), "127.0.0.1:1005", alive=False)  # its holder died
     owners = {proxy.address: proxy.fault for proxy in live_proxies(RUN)}
     assert owners == {"127.0.0.1:1001": "db", "127.0.0.1:1002": "db-replica", "127.0.0.1:1003": "db"}
     assert [p.address for p in live_proxies(RUN, "db-replica")] == ["127.0.0.1:1002"]
