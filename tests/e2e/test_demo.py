@@ -10,10 +10,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import run_chaosrunner
 
 
 @pytest.fixture
@@ -22,14 +23,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def chaosrunner(env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chaosrunner", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_chaosrunner(*args, env=env, timeout=timeout)
 
 
 def test_the_demo_plays_a_whole_gameday_and_prints_the_debrief(env: dict[str, str], tmp_path: Path) -> None:

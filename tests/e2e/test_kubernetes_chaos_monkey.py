@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from chaosrunner.faults.kubernetes.pods import PodKill, PodKillParams
 from chaosrunner.faults.kubernetes.selection import MONKEY_LABEL, PodSelector
 from chaosrunner.faults.kubernetes.workloads import fully_available, pod_ready
 from tests.e2e.kube_helpers import KubeCluster, chaos_namespace, deployment, request_for, wait_for
+from tests.support.cli import run_chaosrunner
 
 APP = "web"
 OPTED_IN = "monkey"
@@ -222,14 +222,7 @@ gameday:
 
 
 def chaosrunner(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chaosrunner", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_chaosrunner(*args, env=env, timeout=300)
 
 
 def journal_events(state: Path) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from chaosrunner.faults.docker.client import open_client
 from chaosrunner.faults.docker.lifecycle import ContainerKill
 from chaosrunner.faults.docker.selection import ContainerSelector
 from chaosrunner.faults.registry import registry
+from tests.support.cli import run_chaosrunner
 
 SERVER = textwrap.dedent(
     """
@@ -255,13 +256,11 @@ def test_a_run_journals_that_a_killed_container_came_back_by_its_restart_policy(
             }
         )
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "chaosrunner", "run", "--plain", str(scenario)],
+    done = run_chaosrunner(
+        "run",
+        "--plain",
+        str(scenario),
         env={**os.environ, **rig_env, "CHAOSRUNNER_REPORTS_DIR": str(tmp_path / "reports")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"aftermath of kill: {target.name} came back after" in done.stdout
@@ -290,13 +289,7 @@ def test_plan_targets_names_what_a_run_would_pause_and_touches_nothing(
 
     def plan(**overrides: Any) -> subprocess.CompletedProcess[str]:
         scenario.write_text(json.dumps({**document, **overrides}))
-        return subprocess.run(
-            [sys.executable, "-m", "chaosrunner", "plan", "--targets", "--json", str(scenario)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_chaosrunner("plan", "--targets", "--json", str(scenario))
 
     planned = plan()
     assert planned.returncode == 0, planned.stderr

@@ -24,6 +24,8 @@ import psycopg
 import pytest
 import yaml
 
+from tests.support.cli import run_chaosrunner
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -250,13 +252,7 @@ def test_kill_9_then_recover_leaves_nothing(armed: Path, victims: Victims, run_e
     process.kill()
     process.wait()
     assert victims.faulted()  # nobody reverted yet: the holders keep the faults until their deadline
-    recovered = subprocess.run(
-        [sys.executable, "-m", "chaosrunner", "recover"],
-        env=run_env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    recovered = run_chaosrunner("recover", env=run_env)
     assert recovered.returncode == 0, recovered.stderr
     assert "reverted pause" in recovered.stdout and "reverted exhaust" in recovered.stdout
     assert victims.clean()

@@ -46,6 +46,7 @@ from chaosrunner.faults.proxy.faults import (
     ResetParams,
     TimeoutParams,
 )
+from tests.support.cli import run_chaosrunner
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -312,9 +313,7 @@ def test_a_busy_listen_port_fails_inject_with_the_reason(postgres_superuser_dsn:
 
 
 def chaosrunner(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "chaosrunner", *args], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run_chaosrunner(*args, timeout=60)
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
     return done

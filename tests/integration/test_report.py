@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -35,6 +34,7 @@ from chaosrunner.gameday.session import GamedaySession
 from chaosrunner.observe.prometheus import PrometheusHTTP
 from chaosrunner.report.writer import write_run_report
 from chaosrunner.scenario.loader import load_scenario
+from tests.support.cli import run_chaosrunner
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -256,15 +256,7 @@ def test_no_secret_reaches_any_output_log_or_journal(
     }
 
     def chaosrunner(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "chaosrunner", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_chaosrunner(*args, env=env, cwd=tmp_path)
 
     run = chaosrunner("run", str(path), "--plain")
     assert run.returncode == 0, run.stdout + run.stderr

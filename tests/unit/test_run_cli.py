@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.cli import run_chaosrunner
+
 REPO = Path(__file__).resolve().parents[2]
 
 SCENARIO = {
@@ -43,14 +45,7 @@ def scenario(tmp_path: Path) -> Path:
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chaosrunner", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_chaosrunner(*args, env=env, timeout=60)
 
 
 def start_run(env: dict[str, str], scenario: Path) -> subprocess.Popen[str]:
