@@ -52,7 +52,11 @@ def _owner(label: str, run_id: str, faults: list[str]) -> str | None:
 
 def live_proxies(run_id: str, fault: str | None = None) -> list[ProxyView]:
     """The run's proxies whose holder reported in and still runs, optionally of one fault."""
-    run = RunDir.find(run_id)
+    return _live_proxies(RunDir.find(run_id), fault)
+
+
+def _live_proxies(run: RunDir, fault: str | None) -> list[ProxyView]:
+    run_id = run.run_id
     faults = _fault_names(run)
     if fault is not None and fault not in faults:
         known = ", ".join(faults) or "none"
@@ -74,7 +78,8 @@ def switch_toxic(
     run_id: str, fault: str, enabled: bool, *, toxic: str | None = None, by: str = ""
 ) -> list[ProxyView]:
     """Switch a fault's toxic on or off in every one of its proxies; journal it; return the proxies."""
-    proxies = live_proxies(run_id, fault)
+    run = RunDir.find(run_id)
+    proxies = _live_proxies(run, fault)
     if not proxies:
         raise UsageError(
             f"fault {fault!r} of run {run_id} has no live proxy on this host: it is not a proxy fault, "
@@ -85,7 +90,7 @@ def switch_toxic(
     for proxy in proxies:
         updated = control.switch(proxy.control_dir, name, enabled)
         switched.append(ProxyView(proxy.fault, proxy.control_dir, proxy.address, updated))
-    RunDir.find(run_id).journal().append(
+    run.journal().append(
         "toxic_switched",
         fault=fault,
         toxic=name,

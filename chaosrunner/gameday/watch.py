@@ -95,12 +95,15 @@ class GamedayWatcher:
         if self._journal is None:
             assert self.runner.run_dir is not None
             self._journal = JournalTail(self.runner.run_dir.journal_path)
+        new_marks = False
         for event in self._journal.read_new():
             if event.type in ("responder", "toxic_switched"):
                 self.runner.notify(event)
             if event.type == "responder":
                 self._marks.append(ResponderEvent.from_journal(dict(event)))
-        self._marks.sort(key=lambda mark: mark.at)
+                new_marks = True
+        if new_marks:  # late entries (--at) may predate earlier marks
+            self._marks.sort(key=lambda mark: mark.at)
 
     # -- detection evidence ---------------------------------------------------------------
 

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from chaosrunner.faults.docker_network_shaping import (
     ShapingParams,
 )
 from chaosrunner.faults.holder import HolderRecord, is_alive
+from tests.support.injector import inject_and_die
 
 REPO = Path(__file__).resolve().parents[2]
 SHAPED, UNSHAPED = 7007, 7008
@@ -232,37 +231,17 @@ def test_netem_is_refused_without_kernel_support_and_works_with_it(pair: Pair) -
     fault.revert(record)
 
 
-INJECTOR = """
-import json, sys, time
-from datetime import timedelta
-from chaosrunner.faults.base import FaultRequest
-from chaosrunner.faults.docker.selection import ContainerSelector
-from chaosrunner.faults.docker_network_shaping import DockerNetworkLatency, LatencyParams
-fault = DockerNetworkLatency()
-params = LatencyParams(delay="100ms", mechanism="proxy", ports=[7007], deadman_grace="1s")
-request = FaultRequest(run_id="dms", name="doomed", params=params,
-                       selector=ContainerSelector(name=sys.argv[1]), duration=timedelta(seconds=3))
-record = fault.inject(fault.plan(request))
-with open(sys.argv[2], "w") as out:
-    json.dump(record, out)
-time.sleep(600)
-"""
-
-
 def test_the_proxy_holder_ends_and_cleans_up_by_itself_when_the_injector_is_killed(
     pair: Pair, tmp_path: Path
 ) -> None:
-    record_file = tmp_path / "record.json"
-    injector = subprocess.Popen([sys.executable, "-c", INJECTOR, pair.client.name, str(record_file)])
-    try:
-        deadline = time.monotonic() + 30
-        while not record_file.exists() or not record_file.read_text():
-            assert time.monotonic() < deadline and injector.poll() is None, "the injector did not inject"
-            time.sleep(0.05)
-        record = json.loads(record_file.read_text())
-    finally:
-        os.kill(injector.pid, signal.SIGKILL)
-        injector.wait()
+    record = inject_and_die(
+        DockerNetworkLatency,
+        run_id="dms",
+        name="doomed",
+        params={"delay": "100ms", "mechanism": "proxy", "ports": [7007], "deadman_grace": "1s"},
+        selector={"name": pair.client.name},
+        duration=3,
+    )
     fault = DockerNetworkLatency()
     try:
         holder = HolderRecord.from_dict(record["containers"][0]["holder"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -47,6 +46,7 @@ from chaosrunner.faults.proxy.faults import (
     TimeoutParams,
 )
 from tests.support.cli import run_chaosrunner
+from tests.support.injector import inject_and_die
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -246,39 +246,13 @@ def test_http_error_answers_a_share_of_requests_and_passes_the_rest(web_upstream
     assert get(f"http://127.0.0.1:{web_upstream}/") == (200, b"ok")
 
 
-INJECTOR = """
-import json, sys, time
-from datetime import timedelta
-from chaosrunner.faults.base import FaultRequest
-from chaosrunner.faults.proxy.faults import LatencyParams, ProxyLatency
-params = LatencyParams(listen=sys.argv[1], upstream=sys.argv[2], delay="100ms", grace="1s")
-fault = ProxyLatency()
-plan = fault.plan(FaultRequest(run_id="dms", name="doomed", params=params, duration=timedelta(seconds=3)))
-record = fault.inject(plan)
-with open(sys.argv[3], "w") as out:
-    json.dump(record, out)
-time.sleep(600)
-"""
-
-
 def test_the_holder_ends_the_fault_by_itself_when_the_injector_is_killed(
     postgres_superuser_dsn: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    record_file = tmp_path / "record.json"
     upstream = f"127.0.0.1:{pg_port(postgres_superuser_dsn)}"
-    injector = subprocess.Popen(
-        [sys.executable, "-c", INJECTOR, f"127.0.0.1:{port}", upstream, str(record_file)]
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while not record_file.exists() or not record_file.read_text():
-            assert time.monotonic() < deadline and injector.poll() is None, "the injector did not inject"
-            time.sleep(0.05)
-        record = json.loads(record_file.read_text())
-    finally:
-        os.kill(injector.pid, signal.SIGKILL)
-        injector.wait()
+    params = {"listen": f"127.0.0.1:{port}", "upstream": upstream, "delay": "100ms", "grace": "1s"}
+    record = inject_and_die(ProxyLatency, run_id="dms", name="doomed", params=params, duration=3)
     holder = HolderRecord.from_dict(record["holder"])
     # The injector is gone; the fault is not.
     assert is_alive(holder)

@@ -23,7 +23,7 @@ from chaosrunner.errors import ChaosrunnerError, FaultError
 from chaosrunner.faults.base import Fault, FaultParams, FaultPlan, FaultRequest, RevertRecord
 from chaosrunner.faults.process import procfs
 from chaosrunner.faults.process.selection import ProcessSelector, resolve
-from chaosrunner.faults.process.victims import as_target, choose
+from chaosrunner.faults.process.victims import as_target, choose, names
 from chaosrunner.faults.registry import register
 
 KillSignal = Literal["SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGQUIT", "SIGABRT", "SIGUSR1", "SIGUSR2"]
@@ -65,13 +65,12 @@ class ProcessKill(Fault):
             "selector": selector.model_dump(mode="json"),
             "victims": victims,
         }
-        names = ", ".join(f"{victim['comm']} (pid {victim['pid']})" for victim in victims)
         return FaultPlan(
             fault=request.name,
             kind=self.kind,
             targets=[as_target(victim) for victim in victims],
             revert_record=record,
-            summary=f"send {params.signal} to {names}",
+            summary=f"send {params.signal} to {names(victims)}",
         )
 
     def inject(self, plan: FaultPlan) -> RevertRecord:

@@ -33,7 +33,7 @@ from chaosrunner.faults.holder import HolderSession
 from chaosrunner.faults.process import procfs
 from chaosrunner.faults.process.procfs import ProcessInfo
 from chaosrunner.faults.process.selection import ProcessSelector
-from chaosrunner.faults.process.victims import as_target, choose
+from chaosrunner.faults.process.victims import as_target, choose, names
 from chaosrunner.faults.registry import register
 
 WATCHDOG_MODULE = "chaosrunner.faults.process.pause"
@@ -75,13 +75,13 @@ class ProcessPause(Fault):
             "holder": None,
             "deadline": None,
         }
-        names = ", ".join(f"{victim['comm']} (pid {victim['pid']})" for victim in victims)
         return FaultPlan(
             fault=request.name,
             kind=self.kind,
             targets=[as_target(victim) for victim in victims],
             revert_record=record,
-            summary=f"SIGSTOP {names}; SIGCONT on revert or at the latest after {span.total_seconds():g}s",
+            summary=f"SIGSTOP {names(victims)}; SIGCONT on revert or at the latest after "
+            f"{span.total_seconds():g}s",
         )
 
     def inject(self, plan: FaultPlan) -> RevertRecord:

@@ -26,6 +26,11 @@ def as_target(victim: dict[str, Any]) -> TargetRef:
     )
 
 
+def names(victims: list[dict[str, Any]]) -> str:
+    """The victims as people read them: ``comm (pid N)``, comma-separated."""
+    return ", ".join(as_target(victim).name for victim in victims)
+
+
 def choose(
     request: FaultRequest,
     refuse: Callable[[ProcessInfo], str | None] | None = None,
