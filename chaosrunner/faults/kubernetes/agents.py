@@ -262,6 +262,16 @@ def state(api: KubeApi, ref: AgentRef) -> str | None:
     return None
 
 
+def may_be_acting(api: KubeApi, ref: AgentRef) -> bool:
+    """Whether the agent may still hold its fault: anything short of a reported end.
+
+    ``check`` answers "is the failure still in place?", so a state the kubelet
+    has not reported (None) or a waiting container counts as in place; only
+    ``terminated`` (the agent cleaned up and exited) or a deleted pod is an end.
+    """
+    return state(api, ref) not in ("terminated", "gone")
+
+
 def events(api: KubeApi, ref: AgentRef) -> list[dict[str, Any]]:
     """The agent's events so far (empty when its pod or log is gone, or it has not started)."""
     try:

@@ -435,10 +435,7 @@ class NetworkShaping(KubernetesFault):
 
     def check(self, record: RevertRecord) -> bool:
         with self.kube(record["connection"]) as api:
-            return any(
-                agents.state(api, AgentRef.from_dict(entry["agent"])) == "running"
-                for entry in record["targets"]
-            )
+            return any(agents.may_be_acting(api, AgentRef.from_dict(e["agent"])) for e in record["targets"])
 
 
 @register
