@@ -8,7 +8,10 @@ While a run is live, dashboards and alert rules can see it:
   (one series per phase, the usual enum pattern).
 
 Both live in the group ``job="chaosrunner", run="<id>"`` and the group is
-deleted when the run finishes, so nothing stale claims chaos is going on.
+deleted when the run finishes, so nothing stale claims chaos is going on. The
+delete is retried: a group left behind would claim chaos for good. The
+Pushgateway answers a DELETE with 202 and applies it a moment later, so a
+reader straight after ``close()`` may still see the group briefly.
 
 Pushes happen on a background thread from a latest-state snapshot: the runner
 journals and moves on, and a slow or dead Pushgateway can never delay a
@@ -55,7 +58,8 @@ class ChaosWindowPublisher:
                 return
         self._wake.put("delete" if kind == "run_finished" else "push")
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = 15.0) -> None:
+        """Finish the queued pushes and the delete, then stop (bounded: long enough for retries)."""
         self._wake.put("stop")
         self._thread.join(timeout)
 
@@ -98,8 +102,11 @@ class ChaosWindowPublisher:
 
     def _delete(self) -> None:
         from prometheus_client import delete_from_gateway
+        from tenacity import Retrying, stop_after_attempt, wait_fixed
 
-        delete_from_gateway(self.url, job=JOB, grouping_key=self._grouping(), timeout=self.timeout)
+        for attempt in Retrying(stop=stop_after_attempt(3), wait=wait_fixed(0.5), reraise=True):
+            with attempt:
+                delete_from_gateway(self.url, job=JOB, grouping_key=self._grouping(), timeout=self.timeout)
 
 
 SCHEDULE_JOB = "chaosrunner_schedule"

@@ -180,6 +180,10 @@ def test_chaos_windows_are_visible_in_prometheus_and_cleared_after(
     thread.join(30)
     publisher.close()
     assert outcome["result"].status is RunStatus.ABORTED
-    groups = rig.http_json(f"{pushgateway_url}/api/v1/metrics")["data"]
-    assert not [group for group in groups if group["labels"].get("run") == run_id]
     assert publisher.errors == []
+
+    def run_group_gone() -> bool:  # the Pushgateway applies a DELETE after answering 202
+        groups = rig.http_json(f"{pushgateway_url}/api/v1/metrics")["data"]
+        return not [group for group in groups if group["labels"].get("run") == run_id]
+
+    assert rig.wait_for(run_group_gone, timeout=10, what="the run's group to leave the Pushgateway")
