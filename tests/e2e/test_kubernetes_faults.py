@@ -297,6 +297,24 @@ def test_network_latency_through_the_proxy_on_a_real_pod(
     fault.revert(record)
 
 
+def test_network_latency_with_a_missing_agent_image_fails_and_reverts_at_once(
+    kube_cluster: KubeCluster, kube_api: KubeApi, kube_namespace: str
+) -> None:
+    client, _server_ip = _latency_setup(kube_api, kube_namespace)
+    fault = NetworkLatency()
+    params = LatencyParams(
+        delay=timedelta(milliseconds=400), agent_image="chaosrunner/absent:0", **NEVER_PULL
+    )
+    plan = fault.plan(request_for(kube_cluster.connection(kube_namespace), params, PodSelector(name=client)))
+    with pytest.raises(FaultError, match="ErrImageNeverPull"):
+        fault.inject(plan)
+    # What the engine does after a failed inject. It used to wait 30 s for the agent to
+    # "stop" and then fail, leaving a pod the kubelet took 45 s more to delete.
+    fault.revert(plan.revert_record)
+    assert pod_gone(kube_api, kube_namespace, plan.revert_record["targets"][0]["agent"]["pod"])
+    assert not fault.check(plan.revert_record)
+
+
 def test_network_latency_agent_ends_itself_at_its_deadline(
     kube_cluster: KubeCluster, kube_api: KubeApi, kube_namespace: str, kube_agent_image: str
 ) -> None:

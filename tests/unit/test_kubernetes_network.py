@@ -218,3 +218,65 @@ def test_latency_revert_runs_a_cleanup_agent_when_the_agent_was_killed() -> None
     command = cleanup[0]["spec"]["containers"][0]["command"]
     assert command[3] == "cleanup" and json.loads(command[5])["comment"] == record["comment"]
     assert api.find("pods", cleaner["pod"], "shop") is None and api.find("pods", agent["pod"], "shop") is None
+
+
+def test_latency_revert_waits_out_an_unreported_agent_state_and_still_signals_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A running agent's status missing for a moment is not an end.
+
+    CI caught a revert that returned with the agent still delaying traffic (the
+    next request took 0.415 s through a 400 ms delay): reading "not reported"
+    as "stopped" skipped the SIGTERM and deleted the pod, whose agent went on
+    shaping until the kubelet got to it.
+    """
+    api = _shop()
+    fault = NetworkLatency(connector(api))
+    plan = fault.plan(request(LatencyParams(delay=timedelta(milliseconds=400)), PodSelector(name="web-0")))
+    _ready_agents(api, plan.revert_record)
+    record = fault.inject(plan)
+    agent = record["targets"][0]["agent"]
+    key = ("pods", "shop", agent["pod"])
+    api.objects[key]["status"] = {}  # the kubelet's status for the container is missing
+    looks = 0
+    plain_get = api.get
+
+    def get(plural: str, name: str, namespace: str | None = None, **kwargs: object) -> dict:
+        nonlocal looks
+        if (plural, namespace, name) == key and "status" in api.objects[key]:
+            looks += 1
+            if looks == 3:  # reported again, still running
+                api.objects[key]["status"] = {
+                    "containerStatuses": [{"name": "agent", "state": {"running": {}}}]
+                }
+        return plain_get(plural, name, namespace, **kwargs)  # type: ignore[arg-type]
+
+    def on_exec(namespace: str, pod: str, container: str, argv: list[str]) -> ExecResult:
+        api.objects[key]["status"]["containerStatuses"][0]["state"] = {"terminated": {"exitCode": 0}}
+        stopped = json.dumps({"agent": "chaosrunner", "event": "stopped", "cleaned": True})
+        api.logs_by_container[("shop", agent["pod"], "agent")] += "\n" + stopped
+        return ExecResult(0, "1\n", "")
+
+    monkeypatch.setattr(api, "get", get)
+    api.exec_handler = on_exec
+    fault.revert(record)
+    signals = [call[4] for call in api.calls if call[0] == "exec"]
+    assert [argv[-2:] for argv in signals] == [[record["targets"][0]["marker"], "15"]]
+    assert api.find("pods", agent["pod"], "shop") is None
+    assert not [call for call in api.calls if call[0] == "create" and "clean" in json.dumps(call[5])]
+
+
+def test_latency_revert_removes_a_node_agent_that_never_started() -> None:
+    api = _shop()
+    fault = NetworkLatency(connector(api))
+    plan = fault.plan(request(LatencyParams(delay=timedelta(milliseconds=400)), PodSelector(name="web-0")))
+    _ready_agents(api, plan.revert_record)
+    record = fault.inject(plan)
+    agent = record["targets"][0]["agent"]
+    api.objects[("pods", "shop", agent["pod"])]["status"] = {
+        "containerStatuses": [{"name": "agent", "state": {"waiting": {"reason": "ErrImageNeverPull"}}}]
+    }
+    fault.revert(record)
+    assert api.find("pods", agent["pod"], "shop") is None
+    assert not [call for call in api.calls if call[0] == "exec"]
+    assert not [call for call in api.calls if call[0] == "create" and "clean" in json.dumps(call[5])]

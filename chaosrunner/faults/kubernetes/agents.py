@@ -248,6 +248,10 @@ def unmark_pod(api: KubeApi, ref: AgentRef) -> None:
 # ----------------------------------------------------------------------------- observing
 
 
+ENDED = ("terminated", "gone")
+"""The only states that end an agent: it exited (cleaning up first), or its pod was deleted."""
+
+
 def state(api: KubeApi, ref: AgentRef) -> str | None:
     """``waiting``/``running``/``terminated``, None before it is reported, ``gone`` with its pod."""
     try:
@@ -269,7 +273,7 @@ def may_be_acting(api: KubeApi, ref: AgentRef) -> bool:
     has not reported (None) or a waiting container counts as in place; only
     ``terminated`` (the agent cleaned up and exited) or a deleted pod is an end.
     """
-    return state(api, ref) not in ("terminated", "gone")
+    return state(api, ref) not in ENDED
 
 
 def events(api: KubeApi, ref: AgentRef) -> list[dict[str, Any]]:
@@ -371,23 +375,37 @@ def signal_argv(marker: str, signum: int) -> list[str]:
 def stop(api: KubeApi, ref: AgentRef, marker: str, timeout: float = 20.0) -> bool:
     """End the agent's processes (SIGTERM, then SIGKILL) and wait for its container to end.
 
-    True once it ended (or never ran). The agent cleans up on SIGTERM; SIGKILL is
-    for one that hangs, and leaves the cleanup to the caller.
+    True once the kubelet reports the container terminated, or the pod is gone.
+    The agent cleans up on SIGTERM; SIGKILL is for one that hangs, and leaves
+    the cleanup to the caller. A state not reported (None) is not an end: a
+    running agent's status can be missing for a moment, and a revert that once
+    read that as "stopped" returned with the agent still delaying traffic. So
+    the signal goes out as soon as the container is seen running, and only a
+    reported end returns True.
     """
     for signum, patience in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
-        with contextlib.suppress(ExecTimedOut):  # the container ended under the exec: as asked
-            run_in(api, ref, signal_argv(marker, signum), timeout=10.0)
-        if wait_ended(api, ref, patience):
+        if _signal_until_ended(api, ref, marker, signum, patience):
             return True
     return False
 
 
-def wait_ended(api: KubeApi, ref: AgentRef, timeout: float) -> bool:
-    """True once the agent's container ended (or never started); False after ``timeout``."""
-    deadline = time.monotonic() + timeout
+def _signal_until_ended(api: KubeApi, ref: AgentRef, marker: str, signum: int, patience: float) -> bool:
+    deadline = time.monotonic() + patience
+    signalled = False
     while True:
-        if state(api, ref) in ("terminated", "gone", None):
+        current = state(api, ref)
+        if current in ENDED:
             return True
+        if current == "running" and not signalled:
+            with contextlib.suppress(ExecTimedOut):  # the container ended under the exec: as asked
+                signalled = run_in(api, ref, signal_argv(marker, signum), timeout=10.0) is not None
+        elif current == "waiting" and ref.placement == Placement.NODE and not signalled:
+            # Never started (restartPolicy Never: a wrong image, say), so nothing to clean. Forced,
+            # since a graceful delete of such a pod took the kubelet 45 s here; should it start
+            # meanwhile, the kubelet still gives it a SIGTERM (2 s at least) to clean up in.
+            # An ephemeral container cannot be removed; it keeps its deadline.
+            delete_pod(api, ref, grace_seconds=0)
+            signalled = True
         if time.monotonic() >= deadline:
             return False
         time.sleep(POLL)

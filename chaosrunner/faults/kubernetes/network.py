@@ -397,11 +397,13 @@ class NetworkShaping(KubernetesFault):
 
     def _revert_one(self, api: KubeApi, record: RevertRecord, entry: dict[str, Any]) -> None:
         ref = AgentRef.from_dict(entry["agent"])
-        started = agents.state(api, ref) not in (None, "gone")
         if not agents.stop(api, ref, entry["marker"]):
             raise FaultError(f"the chaosrunner agent in {ref.where} did not stop")
+        # A container that exited may have left rules behind (SIGKILL); a deleted pod was
+        # either reverted before or got its SIGTERM from the kubelet, and cleaned up then.
+        exited = agents.state(api, ref) == "terminated"
         stopped = [event for event in agents.events(api, ref) if event["event"] == "stopped"]
-        if started and not any(event.get("cleaned") for event in stopped) and self._pod_alive(api, entry):
+        if exited and not any(event.get("cleaned") for event in stopped) and self._pod_alive(api, entry):
             self._clean(api, record, entry)
         agents.delete_pod(api, ref)
         if ref.placement == Placement.EPHEMERAL:
