@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -143,6 +144,16 @@ def _ready_agents(api: FakeKubeApi, record: dict[str, object]) -> None:
         api.logs_by_container[(agent["namespace"], agent["pod"], agent["container"])] = ready
 
 
+def _latency_injected(api: FakeKubeApi, delay_ms: int) -> tuple[NetworkLatency, dict[str, Any]]:
+    """A latency fault on web-0 whose node agent said it was ready."""
+    fault = NetworkLatency(connector(api))
+    plan = fault.plan(
+        request(LatencyParams(delay=timedelta(milliseconds=delay_ms)), PodSelector(name="web-0"))
+    )
+    _ready_agents(api, plan.revert_record)
+    return fault, fault.inject(plan)
+
+
 def test_loss_on_a_1_25_server_adds_an_ephemeral_agent_with_net_admin() -> None:
     api = _shop((1, 25))
     fault = NetworkLoss(connector(api))
@@ -169,10 +180,7 @@ def test_loss_on_a_1_25_server_adds_an_ephemeral_agent_with_net_admin() -> None:
 
 def test_latency_revert_signals_the_agent_and_runs_no_cleanup_when_it_cleaned() -> None:
     api = _shop()
-    fault = NetworkLatency(connector(api))
-    plan = fault.plan(request(LatencyParams(delay=timedelta(milliseconds=50)), PodSelector(name="web-0")))
-    _ready_agents(api, plan.revert_record)
-    record = fault.inject(plan)
+    fault, record = _latency_injected(api, delay_ms=50)
     agent = record["targets"][0]["agent"]
     manifest = api.get("pods", agent["pod"], "shop")
     assert manifest["spec"]["hostPID"] is True and manifest["spec"]["nodeName"] == "node-1"
@@ -200,10 +208,7 @@ def test_latency_revert_signals_the_agent_and_runs_no_cleanup_when_it_cleaned() 
 
 def test_latency_revert_runs_a_cleanup_agent_when_the_agent_was_killed() -> None:
     api = _shop()
-    fault = NetworkLatency(connector(api))
-    plan = fault.plan(request(LatencyParams(delay=timedelta(milliseconds=50)), PodSelector(name="web-0")))
-    _ready_agents(api, plan.revert_record)
-    record = fault.inject(plan)
+    fault, record = _latency_injected(api, delay_ms=50)
     agent, cleaner = record["targets"][0]["agent"], record["targets"][0]["cleaner"]
     manifest = api.objects[("pods", "shop", agent["pod"])]
     manifest["status"] = {
@@ -231,10 +236,7 @@ def test_latency_revert_waits_out_an_unreported_agent_state_and_still_signals_it
     shaping until the kubelet got to it.
     """
     api = _shop()
-    fault = NetworkLatency(connector(api))
-    plan = fault.plan(request(LatencyParams(delay=timedelta(milliseconds=400)), PodSelector(name="web-0")))
-    _ready_agents(api, plan.revert_record)
-    record = fault.inject(plan)
+    fault, record = _latency_injected(api, delay_ms=400)
     agent = record["targets"][0]["agent"]
     key = ("pods", "shop", agent["pod"])
     api.objects[key]["status"] = {}  # the kubelet's status for the container is missing
@@ -268,10 +270,7 @@ def test_latency_revert_waits_out_an_unreported_agent_state_and_still_signals_it
 
 def test_latency_revert_removes_a_node_agent_that_never_started() -> None:
     api = _shop()
-    fault = NetworkLatency(connector(api))
-    plan = fault.plan(request(LatencyParams(delay=timedelta(milliseconds=400)), PodSelector(name="web-0")))
-    _ready_agents(api, plan.revert_record)
-    record = fault.inject(plan)
+    fault, record = _latency_injected(api, delay_ms=400)
     agent = record["targets"][0]["agent"]
     api.objects[("pods", "shop", agent["pod"])]["status"] = {
         "containerStatuses": [{"name": "agent", "state": {"waiting": {"reason": "ErrImageNeverPull"}}}]
