@@ -391,21 +391,21 @@ def stop(api: KubeApi, ref: AgentRef, marker: str, timeout: float = 20.0) -> boo
 
 def _signal_until_ended(api: KubeApi, ref: AgentRef, marker: str, signum: int, patience: float) -> bool:
     deadline = time.monotonic() + patience
-    signalled = False
+    acted = False
     while True:
         current = state(api, ref)
         if current in ENDED:
             return True
-        if current == "running" and not signalled:
+        if current == "running" and not acted:
             with contextlib.suppress(ExecTimedOut):  # the container ended under the exec: as asked
-                signalled = run_in(api, ref, signal_argv(marker, signum), timeout=10.0) is not None
-        elif current == "waiting" and ref.placement == Placement.NODE and not signalled:
+                acted = run_in(api, ref, signal_argv(marker, signum), timeout=10.0) is not None
+        elif current == "waiting" and ref.placement == Placement.NODE and not acted:
             # Never started (restartPolicy Never: a wrong image, say), so nothing to clean. Forced,
             # since a graceful delete of such a pod took the kubelet 45 s here; should it start
             # meanwhile, the kubelet still gives it a SIGTERM (2 s at least) to clean up in.
             # An ephemeral container cannot be removed; it keeps its deadline.
             delete_pod(api, ref, grace_seconds=0)
-            signalled = True
+            acted = True
         if time.monotonic() >= deadline:
             return False
         time.sleep(POLL)
