@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from chaosrunner.engine.journal import format_time
 from chaosrunner.faults.base import IN_EFFECT_SINCE, Fault, FaultPlan, FaultRequest, RevertRecord
 from chaosrunner.faults.registry import registry
 from chaosrunner.scenario.models import FaultSpec
@@ -57,8 +58,7 @@ def _effect_time(record: RevertRecord) -> dict[str, str]:
     since = record.get(IN_EFFECT_SINCE)
     if not isinstance(since, int | float):
         return {}
-    moment = datetime.fromtimestamp(since, UTC).isoformat(timespec="microseconds")
-    return {"in_effect_since": moment.replace("+00:00", "Z")}
+    return {"in_effect_since": format_time(datetime.fromtimestamp(since, UTC))}
 
 
 class ActiveFault:

@@ -80,8 +80,13 @@ JOURNAL_VERSION = 1
 FILE_NAME = "journal.jsonl"
 
 
+def format_time(moment: datetime) -> str:
+    """A journal timestamp: ISO 8601 with microseconds, ``Z`` for UTC."""
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return format_time(datetime.now(UTC))
 
 
 def parse_time(text: str) -> datetime:

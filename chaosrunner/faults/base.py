@@ -41,11 +41,11 @@ from chaosrunner.faults.connections import Connections
 T = TypeVar("T")
 
 RevertRecord = dict[str, Any]
+"""JSON-serialisable facts that let ``revert`` undo a fault in any process."""
 
 IN_EFFECT_SINCE = "in_effect_since"
 """Revert-record key: epoch seconds when the failure took effect, set by kinds
 whose inject goes on afterwards (pod-kill waits for the recovery it measures)."""
-"""JSON-serialisable facts that let ``revert`` undo a fault in any process."""
 
 
 class FaultParams(BaseModel):

@@ -34,7 +34,7 @@ from enum import StrEnum
 from typing import Any
 
 from chaosrunner.durations import parse_duration
-from chaosrunner.engine.journal import parse_time
+from chaosrunner.engine.journal import format_time, parse_time
 from chaosrunner.errors import UsageError
 
 
@@ -78,7 +78,7 @@ class ResponderEvent:
     def as_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
             "event": self.mark.value,
-            "at": self.at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "at": format_time(self.at),
             "by": self.by,
             "value": self.value,
         }

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chaosrunner.engine.journal import JournalEvent
+from chaosrunner.engine.journal import JournalEvent, format_time
 from chaosrunner.gameday.debrief import Debrief
 from chaosrunner.gameday.measure import measure
 from chaosrunner.gameday.scoring import score
@@ -44,10 +44,6 @@ UPDATE = (
     "checkout failing for 50% of users; hypothesis: db pool exhausted; "
     "@bob is terminating idle connections; next update in 10m"
 )
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class SampleMetrics:
@@ -135,7 +131,7 @@ def sample_run(
         events.append(
             JournalEvent(
                 type=event_type,
-                time=_iso(moment),
+                time=format_time(moment),
                 offset=round((moment - START).total_seconds(), 6),
                 **fields,
             )
@@ -173,7 +169,7 @@ def sample_run(
         source="prometheus",
         name="CheckoutProbeFailing",
         state="firing",
-        since=_iso(at(20)),
+        since=format_time(at(20)),
         layer="synthetic",
     )
     event(
@@ -182,7 +178,7 @@ def sample_run(
         source="alertmanager",
         name="CheckoutProbeFailing",
         state="firing",
-        since=_iso(at(20) + timedelta(seconds=1)),
+        since=format_time(at(20) + timedelta(seconds=1)),
         layer="synthetic",
     )
     marks = [
@@ -196,7 +192,7 @@ def sample_run(
     if hours is not None:  # a long incident: an update every half hour, as a P2 demands
         marks += [(60 + k * 10, "status", UPDATE, "alice", None) for k in range(1, 7)]
     for seconds, mark, value, by, via in sorted(marks):
-        fields = {"event": mark, "at": _iso(at(seconds)), "by": by, "value": value}
+        fields = {"event": mark, "at": format_time(at(seconds)), "by": by, "value": value}
         if via:
             fields["via"] = via
         event(at(seconds) + timedelta(seconds=0.2), "responder", **fields)
