@@ -24,11 +24,15 @@ import psycopg
 import pytest
 
 from chaosrunner.errors import FaultError, PlanRefused
+from chaosrunner.faults import holder
 from chaosrunner.faults.base import Fault, FaultParams, FaultRequest, RevertRecord
 from chaosrunner.faults.connections import Connections, PostgresConnection
+from chaosrunner.faults.postgres import held
 from chaosrunner.faults.postgres.exhaustion import ConnectionExhaustion, ExhaustionParams
 from chaosrunner.faults.postgres.locks import LockContention, LockParams
 from chaosrunner.faults.postgres.slow_queries import SlowQueries, SlowQueryParams
+from tests.conftest import REPO
+from tests.support import late_connect_holder
 from tests.support.injector import inject_and_die
 
 DSN_ENV = "CRT_PG_DSN"
@@ -162,6 +166,24 @@ def test_role_pool_starves_while_held_and_recovers_after_revert(
     assert app_connects(postgres_dsn, app_role) == ["ok"] * 4
     fault.revert(record)  # a second revert is a no-op
     assert not fault.check(record)
+
+
+def test_revert_outlasts_a_connection_the_holder_opens_while_stopping(
+    target: Connections, postgres_dsn: str, unique_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slot re-taken just as revert arrives: revert returns only once it is gone as well."""
+    monkeypatch.setattr(held, "HOLDER_MODULE", "tests.support.late_connect_holder")
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the holder process imports it from tests/
+    fault = ConnectionExhaustion()
+    record = fault.inject(fault.plan(request(fault, target, unique_name, ExhaustionParams(leave_free=1))))
+    assert len(named_backends(postgres_dsn, record)) == 1
+    fault.revert(record)
+    watched = []
+    for _ in range(round((late_connect_holder.LATE_BY + late_connect_holder.KEPT_FOR) / 0.05) + 4):
+        watched.append(named_backends(postgres_dsn, record))
+        time.sleep(0.05)
+    assert not any(watched), watched
+    assert not holder.is_alive(holder.HolderRecord.from_dict(record["holder"]))
 
 
 def test_server_exhaustion_leaves_ordinary_roles_no_slot(
@@ -329,7 +351,8 @@ def test_a_scenario_query_runs_read_only_and_writing_queries_are_refused(
 def test_revert_from_the_planned_record_terminates_backends_of_a_hung_holder(
     target: Connections, postgres_dsn: str, unique_name: str
 ) -> None:
-    """inject died before returning its record, and the holder hangs: the name is enough."""
+    """inject died before returning its record, and the holder hangs: the name is enough, and the
+    holder, found by its label, is killed once it has had its chance to exit."""
     fault = SlowQueries()
     plan = fault.plan(
         request(fault, target, unique_name, SlowQueryParams(concurrency=2, statement_duration="30s"))
@@ -341,6 +364,7 @@ def test_revert_from_the_planned_record_terminates_backends_of_a_hung_holder(
         assert len(named_backends(postgres_dsn, record)) == 2
         fault.revert(plan.revert_record)  # no holder in it: pg_terminate_backend by application_name
         assert named_backends(postgres_dsn, record) == []
+        assert not holder.is_alive(holder.HolderRecord.from_dict(record["holder"]))
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(holder_pid, signal.SIGKILL)

@@ -47,6 +47,11 @@ HOLDER_MODULE = "chaosrunner.faults.postgres.holder"
 CONTROL_APPLICATION_NAME = "chaosrunner-control"
 """The name of chaosrunner's own short-lived sessions (plan, check, revert): never a fault's name."""
 
+HOLDER_EXIT_WAIT = 2.0
+"""Seconds revert gives a holder to exit after SIGTERM before it is killed. A
+healthy one exits in well under a second; killing one is safe once its
+backends are terminated (the server closes whatever it had open)."""
+
 _OURS = re.compile(r"^chaosrunner:[^:]+:.+$")
 _UNSAFE_NAME_CHARS = re.compile(r"[^\x21-\x7e]")  # the server shows non-ASCII as '?': keep names exact
 
@@ -162,12 +167,17 @@ class HeldPostgresFault(Fault):
         return 0.0
 
     def revert(self, record: RevertRecord) -> None:
-        """Ask the holder to stop, and terminate its backends by name at once.
+        """Stop the holder, terminate its backends by name, and wait until both are gone.
 
-        Terminating by name is what ends the fault, verifiably (it waits until the
-        backends are gone); the holder then exits by itself, off the revert's
-        critical path. With only the planned record (the injector died before
-        journaling the holder's pid) the holder is found by its label.
+        Terminating by name ends the fault at once, verifiably, and works even
+        when the holder is dead (``kill -9``). Terminating is not enough on its
+        own: a holder told to stop may be midway through opening a connection
+        (``keep_exhausted`` re-takes freed slots), and that backend only shows
+        the fault's name once its start-up is done - after our terminate. So
+        revert waits for the holder to exit (SIGKILL past ``HOLDER_EXIT_WAIT``)
+        and then terminates by name once more. With only the planned record
+        (the injector died before journaling the holder's pid) the holder is
+        found by its label.
         """
         started = record.get("holder")
         holders = (
@@ -175,6 +185,9 @@ class HeldPostgresFault(Fault):
         )
         for found in holders:
             holder.request_stop(found)
+        terminate_backends(record["dsn_env"], record["application_name"])
+        for found in holders:
+            holder.stop(found, timeout=HOLDER_EXIT_WAIT)
         terminate_backends(record["dsn_env"], record["application_name"])
 
     def check(self, record: RevertRecord) -> bool:
