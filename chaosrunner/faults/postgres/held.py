@@ -186,9 +186,10 @@ class HeldPostgresFault(Fault):
         for found in holders:
             holder.request_stop(found)
         terminate_backends(record["dsn_env"], record["application_name"])
-        for found in holders:
-            holder.stop(found, timeout=HOLDER_EXIT_WAIT)
-        terminate_backends(record["dsn_env"], record["application_name"])
+        if holders:  # with none alive, nothing can have opened a connection since
+            for found in holders:
+                holder.stop(found, timeout=HOLDER_EXIT_WAIT)
+            terminate_backends(record["dsn_env"], record["application_name"])
 
     def check(self, record: RevertRecord) -> bool:
         try:
