@@ -32,3 +32,11 @@ def _reports_out_of_the_repository(tmp_path_factory: pytest.TempPathFactory) -> 
     import os
 
     os.environ.setdefault("CHAOSRUNNER_REPORTS_DIR", str(tmp_path_factory.mktemp("reports")))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _kill_switch_of_this_session(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`abort --all` in a test stops this session's runs only, never every run on the machine."""
+    import os
+
+    os.environ.setdefault("CHAOSRUNNER_KILL_SWITCH_DIR", str(tmp_path_factory.mktemp("kill-switch")))
