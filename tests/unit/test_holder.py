@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
+import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chaosrunner.errors import FaultError
-from chaosrunner.faults.holder import HolderRecord, is_alive, spawn, stop
+from chaosrunner.faults.holder import HolderRecord, is_alive, process_start_ticks, spawn, stop
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,10 +62,21 @@ def test_a_holder_is_not_killed_by_the_terminals_ctrl_c(tmp_path: Path) -> None:
 
 
 def test_a_recycled_pid_is_not_mistaken_for_the_holder() -> None:
-    impostor = HolderRecord(pid=os.getpid(), start_ticks=1, deadline=0, label="x", log="")
-    assert not is_alive(impostor)
-    stop(impostor)  # must not signal this test process
-    assert signal.getsignal(signal.SIGTERM) is not None
+    # A process that now has the holder's old pid, but started at another time: the record's
+    # start ticks are all that tell them apart, so the same record with the right ticks is alive.
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        ticks = process_start_ticks(bystander.pid)
+        assert ticks is not None
+        assert is_alive(HolderRecord(pid=bystander.pid, start_ticks=ticks, deadline=0, label="x", log=""))
+        recycled = HolderRecord(pid=bystander.pid, start_ticks=ticks - 1, deadline=0, label="x", log="")
+        assert not is_alive(recycled)
+        stop(recycled, timeout=1.0)  # must not signal the bystander
+        with pytest.raises(subprocess.TimeoutExpired):
+            bystander.wait(timeout=0.5)  # still running: neither SIGTERM nor SIGKILL reached it
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 def test_a_holder_that_fails_reports_its_output(tmp_path: Path) -> None:
