@@ -5,6 +5,13 @@ condition's current value against its threshold, the faults and their state,
 and the latest events. When output is not a terminal (CI logs, a pipe, the
 scheduler) it prints one plain line per event instead, which greps well.
 Either way it only *reads*: the runner's journaled events and its RunView.
+
+Every word on either console that came from outside - a responder's note, a
+library's error, a scenario's title - is *text*: never rich markup (a note
+``disk [/var/lib/pg] full`` once crashed the run), never a terminal control
+sequence, and scrubbed of anything that looks like a credential. ``safe_text``
+is the one door such text comes through; the live panel builds rich ``Text``
+objects from it, so nothing is ever parsed as markup.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import click
 
 from chaosrunner.durations import format_duration
 from chaosrunner.engine.journal import outcome_summary
+from chaosrunner.redaction import redact_text
+from chaosrunner.terminal_escapes import strip_terminal_escapes
 
 QUIET_EVENTS = {"phase"}
 
@@ -50,10 +59,7 @@ def describe_event(event: dict[str, Any]) -> str | None:
         ),
         "fault_outcome": lambda: f"aftermath of {fault}: {outcome_summary(event)}",
         "fault_revert_failed": lambda: f"REVERT FAILED {fault}: {event['error']}",
-        "condition": lambda: (
-            f"abort condition {event['name']}: {event['state']} "
-            f"(value {_number(event['value'])} {event['comparator']} {event['threshold']:g})"
-        ),
+        "condition": lambda: describe_condition(event),
         "prometheus": lambda: (
             f"Prometheus {event['state']}" + (f": {event['error']}" if event.get("error") else "")
         ),
@@ -74,16 +80,45 @@ def describe_event(event: dict[str, Any]) -> str | None:
         "escalation_due": lambda: f"ESCALATION DUE: {event['detail']}",
     }
     render = lines.get(kind)
-    return (
+    line = (
         render()
         if render
         else f"{kind}: "
         + ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("type", "time", "offset"))
     )
+    return safe_text(line)
+
+
+def describe_condition(event: dict[str, Any]) -> str:
+    """``abort condition NAME ok: 1 (aborts when < 1)``: the value, then the rule it is held to.
+
+    The state says whether the run is in danger; "ok (value 1 < 1)" read as a
+    false statement, so the comparison is spelled as the rule, never as a claim.
+    """
+    name = f"abort condition {event['name']}"
+    rule = f"aborts when {event['comparator']} {event['threshold']:g}"
+    state = event["state"]
+    if event.get("value") is None or state == "no_data":
+        return f"{name} no data ({rule})"
+    value = _number(event["value"])
+    if state == "firing":
+        return f"{name} BREACHED: {value} ({rule})"
+    if state == "pending":
+        return f"{name} pending: {value} ({rule} for long enough)"
+    return f"{name} {state}: {value} ({rule})"
+
+
+def safe_text(text: str) -> str:
+    """Outside text made fit for a terminal: no escape sequences, no credentials."""
+    return strip_terminal_escapes(redact_text(text))
 
 
 def _number(value: Any) -> str:
     return "no data" if value is None else f"{value:.4g}"
+
+
+STATE_WORDS = {"firing": "BREACHED", "no_data": "no data"}
+STATE_STYLES = {"firing": "bold red", "pending": "yellow", "ok": "green"}
 
 
 class PlainConsole:
@@ -92,7 +127,8 @@ class PlainConsole:
     def __call__(self, event: dict[str, Any]) -> None:
         line = describe_event(event)
         if line is not None:
-            click.echo(f"[{event['offset']:8.2f}s] {line}")
+            # A note over several lines must not print a line that reads like an event.
+            click.echo(f"[{event['offset']:8.2f}s] {line}".replace("\n", "\n" + " " * 13))
 
     def close(self) -> None:
         return None
@@ -101,13 +137,13 @@ class PlainConsole:
 class LiveConsole:
     """A rich live panel refreshed a few times a second, fed by the runner's events."""
 
-    def __init__(self, runner: Any) -> None:
+    def __init__(self, runner: Any, console: Any = None) -> None:
         from rich.console import Console
         from rich.live import Live
 
         self.runner = runner
         self.events: deque[str] = deque(maxlen=12)
-        self.console = Console()
+        self.console = console or Console()
         self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
         self._stop = threading.Event()
         self.live.start()
@@ -124,37 +160,44 @@ class LiveConsole:
             self.live.update(self._render())
 
     def _render(self) -> Any:
+        # Every cell is a Text built from plain strings: rich parses markup in a bare str.
         from rich.console import Group
         from rich.panel import Panel
         from rich.table import Table
+        from rich.text import Text
 
         view = self.runner.view
         if view is None:
-            return Panel("starting...")
+            return Panel(Text("starting..."))
         elapsed = format_duration(round(time.monotonic() - view.started))
-        header = (
-            f"[bold]{view.title}[/]  run {view.run_id}  phase [bold cyan]{view.phase}[/]  elapsed {elapsed}"
+        header = Text.assemble(
+            (safe_text(view.title), "bold"),
+            f"  run {view.run_id}  phase ",
+            (safe_text(view.phase), "bold cyan"),
+            f"  elapsed {elapsed}",
         )
         conditions = Table(title="abort conditions", expand=True, title_justify="left")
-        for column in ("condition", "value", "threshold", "state"):
+        for column in ("condition", "value", "aborts when", "state"):
             conditions.add_column(column)
         for condition in self.runner.scenario.abort_conditions:
             status = view.conditions.get(condition.name)
             value = _number(status.value) if status else "-"
             state = status.state.value if status else "waiting"
-            style = {"firing": "bold red", "pending": "yellow", "ok": "green"}.get(state, "dim")
             conditions.add_row(
-                condition.name,
-                value,
-                f"{condition.comparator.value} {condition.threshold:g}",
-                f"[{style}]{state}[/]",
+                Text(safe_text(condition.name)),
+                Text(value),
+                Text(f"{condition.comparator.value} {condition.threshold:g}"),
+                Text(STATE_WORDS.get(state, state), style=STATE_STYLES.get(state, "dim")),
             )
         faults = Table(title="faults", expand=True, title_justify="left")
         for column in ("fault", "kind", "state"):
             faults.add_column(column)
         for fault in self.runner.faults:
-            faults.add_row(fault.name, fault.spec.kind, fault.state.value)
-        return Panel(Group(header, conditions, faults, "\n".join(self.events)), title="chaosrunner")
+            faults.add_row(
+                *(Text(safe_text(cell)) for cell in (fault.name, fault.spec.kind, fault.state.value))
+            )
+        events = Text("\n".join(self.events))
+        return Panel(Group(header, conditions, faults, events), title="chaosrunner")
 
     def close(self) -> None:
         self._stop.set()
