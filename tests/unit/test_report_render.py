@@ -22,6 +22,7 @@ import pytest
 
 from chaosrunner import __version__
 from chaosrunner.engine.journal import JournalEvent
+from chaosrunner.gameday.scoring import Verdict
 from chaosrunner.report.html import render_html
 from chaosrunner.report.markdown import render_markdown
 from chaosrunner.report.model import Report, build_report
@@ -40,7 +41,11 @@ def compare_with_golden(name: str, text: str) -> None:
     text = text.replace(f"chaosrunner {__version__}", "chaosrunner VERSION")  # a release is no diff
     path = GOLDENS / name
     if os.environ.get("CHAOSRUNNER_UPDATE_GOLDENS"):
+        # Writing the golden from the code under test proves nothing about the code: never pass here.
         path.write_text(text)
+        pytest.fail(
+            f"rewrote {path}; read `git diff` on it, then run again without CHAOSRUNNER_UPDATE_GOLDENS"
+        )
     assert path.exists(), f"no golden {path}; run with CHAOSRUNNER_UPDATE_GOLDENS=1 and read it"
     expected = path.read_text()
     if text != expected:
@@ -54,6 +59,75 @@ def compare_with_golden(name: str, text: str) -> None:
 
 def test_markdown_matches_its_golden() -> None:
     compare_with_golden("sample.md", render_markdown(sample_report()))
+
+
+# The sample run's figures worked out by hand from its script (chaosrunner/report/sample.py),
+# not by the code under test: the golden above was written by the renderer, so on its own it
+# would carry a wrong figure forward. Seconds are from t0 = 14:00:10; one sample a second.
+SLI_BAD_FROM, SLI_BAD_UNTIL = 15, 100  # the SLI is 0.5 (10 requests/s, half failing) in [15, 100)
+BAD_SAMPLES = SLI_BAD_UNTIL - SLI_BAD_FROM  # 85 one-second samples
+RUN_SAMPLES = 136  # 14:00:10 .. 14:02:25, the run finishing at 14:02:26
+HAND = {
+    "ttd": "20s",  # the probe alert active since t0+20 (Prometheus' own timestamp)
+    "ttm": "1m40s",  # the SLI back inside >= 0.99 at t0+100, held 20s with the fault still in place
+    "ttr": "2m10s",  # faults ending at t0+130; `up` is always 1, so the first sample after holds
+    "faults_in_place": "2m11s",  # injected t0, reverted t0+131
+    "users_affected": "1m25s",  # 85 samples x 1s
+    "worst_sli": "0.5",
+    # 85 x (1 - 0.5) = 42.5s; a 30-day window at 99% allows 30 x 86400 x 0.01 = 25,920s = 7h12m;
+    # 42.5 / 25,920 = 0.164%
+    "error_budget": "42.5s of full outage = 0.16% of a 30-day budget",
+    "failed_requests": "425 of 1,360",  # 85 x 0.5 x 10/s of 136 x 10/s
+}
+# Points per criterion with the default weights. One status update (t0+60) between detection
+# (t0+20) and mitigation (t0+100): both gaps 40s, inside the 2m cadence (on time: 1), but it lacks
+# the hypothesis and the next-update time (complete: 0) -> 15 x (1 + 0) / 2 = 7.5. Nobody
+# escalated and none was due: not applicable, its 5 points leave the total.
+HAND_POINTS = {
+    "detected_by_monitoring": 15,
+    "ttd_within_target": 10,
+    "severity_declared": 10,
+    "incident_commander": 10,
+    "status_updates": 7.5,
+    "mitigation_before_root_cause": 10,
+    "ttm_within_target": 15,
+    "single_changer": 10,
+}
+HAND_SCORE = "92.1"  # 87.5 earned of 95 possible = 92.105..%; grade A from 90
+
+
+def test_the_figures_match_the_ones_worked_out_by_hand() -> None:
+    report = sample_report()
+    assert BAD_SAMPLES == 85 and RUN_SAMPLES * 10 == 1360  # the arithmetic in the comments above
+    assert sum(HAND_POINTS.values()) == 87.5 and f"{100 * 87.5 / 95:.1f}" == HAND_SCORE
+    applicable = {
+        f.criterion: f.points for f in report.score.findings if f.verdict is not Verdict.NOT_APPLICABLE
+    }
+    assert applicable == HAND_POINTS
+    assert f"{report.score.total:.1f}" == HAND_SCORE and report.score.grade == "A"
+    for key in ("faults_in_place", "users_affected", "worst_sli", "error_budget", "failed_requests"):
+        assert report.impact.get(key).shown == HAND[key], key
+
+    markdown = render_markdown(report)
+    headline = (
+        f"| **Hypothesis held** (completed; blast radius contained) | **{HAND_SCORE}/100**, grade **A** "
+        f"| **{HAND['ttd']}** (within 1m target) | **{HAND['ttm']}** (within 2m target) | **{HAND['ttr']}** |"
+    )
+    assert headline in markdown.splitlines()
+    assert f"| Faults in place | **{HAND['faults_in_place']}** |" in markdown
+    assert f"| Users affected (SLI outside its objective) | **{HAND['users_affected']}** |" in markdown
+    assert f"| Worst SLI | **{HAND['worst_sli']}** |" in markdown
+    assert f"| Error budget burned | **{HAND['error_budget']}** |" in markdown
+    assert "allows 7h12m of full outage" in markdown
+    assert f"| Failed requests | **{HAND['failed_requests']}** |" in markdown
+    assert "| FAIL | Status updates at the severity's cadence, in the full format | 7.5 / 15 |" in markdown
+    assert "| N/A | Escalated once the expected time passed unmitigated | 0 / 5 |" in markdown
+    assert f"detected: alert CheckoutProbeFailing firing (synthetic) (TTD {HAND['ttd']})" in markdown
+    assert f"mitigated: SLI >= 0.99 from 14:01:50.000 for 20s (TTM {HAND['ttm']})" in markdown
+
+    html_text = " ".join(" ".join(parse(render_html(report)).text).split())
+    for figure in (HAND_SCORE, *HAND.values()):
+        assert figure in html_text, figure
 
 
 def test_rendering_is_deterministic() -> None:
