@@ -79,6 +79,7 @@ class ScheduleDaemon:
         history: History | None = None,
         log: Log = lambda line: None,
         publish: Callable[[ResolvedEntry, RunOutcome, dict[str, int]], None] | None = None,
+        webhook_timeout: float = 5.0,
     ) -> None:
         self.loaded = loaded
         self.execute = execute
@@ -86,6 +87,7 @@ class ScheduleDaemon:
         self.history = history or History(loaded.name)
         self.log = log
         self.publish = publish
+        self.webhook_timeout = webhook_timeout
         self.stop = threading.Event()
         self.cursor: dict[str, datetime] = {}
 
@@ -176,7 +178,10 @@ class ScheduleDaemon:
             self._notify(entry, WebhookEvent.ABORT, final)
         self._notify(entry, WebhookEvent.FINISH, final)
         if self.publish is not None:
-            self.publish(entry, outcome, self.counts(entry.name))
+            try:
+                self.publish(entry, outcome, self.counts(entry.name))
+            except Exception as error:  # monitoring is best effort; the history has it
+                self.log(f"{entry.name}: publishing the outcome failed: {type(error).__name__}")
         return outcome
 
     def _over_daily_limit(self, entry: ResolvedEntry, occurrence: Occurrence) -> str | None:
@@ -227,8 +232,13 @@ class ScheduleDaemon:
             self.log(f"{entry.name}: {outcome} the {slot:%Y-%m-%d %H:%M} UTC slot: {detail}")
 
     def _notify(self, entry: ResolvedEntry, event: WebhookEvent, facts: Mapping[str, Any]) -> None:
-        for error in notify(entry.webhooks, event, facts):
-            self.log(f"{entry.name}: webhook failed: {error}")
+        """Best effort, bounded by ``webhook_timeout``: no notification may stop the loop."""
+        try:
+            errors = notify(entry.webhooks, event, facts, timeout=self.webhook_timeout)
+        except Exception as error:  # notify reports failures; this guards its own bugs
+            errors = [f"{type(error).__name__} (not sent)"]
+        for error in errors:
+            self.log(f"{entry.name}: {event.value} webhook failed: {error}")
 
     def install_signal_handlers(self) -> None:
         """Outside runs, SIGTERM/SIGINT stop the loop; during a run the runner reverts first."""

@@ -61,7 +61,7 @@ def publish_outcome(
     def publish(entry: ResolvedEntry, outcome: RunOutcome, counts: dict[str, int]) -> None:
         from chaosrunner.observe.pushgateway import push_scheduled_outcome
 
-        with contextlib.suppress(OSError):  # monitoring is best effort; the history has the outcome
+        with contextlib.suppress(Exception):  # monitoring is best effort; the history has the outcome
             push_scheduled_outcome(
                 pushgateway, schedule, entry.name, outcome.status, outcome.exit_code, time.time(), counts
             )
