@@ -15,6 +15,7 @@ The tree::
     │   │                            the Kubernetes API …) did not answer
     │   ├── KillSwitchEngaged        `chaosrunner abort --all` is in force
     │   ├── JournalUnwritable        the run journal cannot be written (disk full …)
+    │   ├── NotPermitted             a state folder or kill switch belongs to someone else
     │   └── SteadyStateNotMet        the system was unhealthy before we touched it
     ├── RunFailed                    exit 1: the experiment ran and did not hold
     │   └── RunAborted               an abort condition, the kill switch, a signal
@@ -100,6 +101,10 @@ class KillSwitchEngaged(EnvironmentProblem):
 
 class JournalUnwritable(EnvironmentProblem):
     """A write-ahead event could not be made durable, so its side effect must not happen."""
+
+
+class NotPermitted(EnvironmentProblem):
+    """State we would rely on belongs to another user (a folder, the machine-wide kill switch)."""
 
 
 class SteadyStateNotMet(EnvironmentProblem):

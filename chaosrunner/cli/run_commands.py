@@ -190,7 +190,14 @@ def recover(
 @click.option("--release", is_flag=True, help="Release the global kill switch.")
 @click.option("--reason", default="", help="Why (recorded in the journal).")
 def abort(run_id: str | None, all_runs: bool, release: bool, reason: str) -> None:
-    """Stop one run (RUN_ID), or every run on this machine (--all)."""
+    """Stop one run (RUN_ID), or every run on this machine (--all).
+
+    --all engages the machine-wide kill switch (/run/chaosrunner, or
+    $CHAOSRUNNER_KILL_SWITCH_DIR), which every run obeys whoever started it;
+    where that folder is missing or not writable, it engages your own switch
+    and says so. --release removes your own switch and the machine-wide one
+    when you engaged it (or are root). See docs/kill-switch.md.
+    """
     from chaosrunner.engine import killswitch
     from chaosrunner.engine.rundir import RunDir
 
@@ -198,12 +205,27 @@ def abort(run_id: str | None, all_runs: bool, release: bool, reason: str) -> Non
         raise click.UsageError("give exactly one of RUN_ID, --all or --release")
     if release:
         released = killswitch.release()
-        click.echo("kill switch released" if released else "the kill switch was not engaged")
+        if released:
+            click.echo("kill switch released")
+        if released.refused:
+            click.echo(f"error: {released.refused}", err=True)
+            raise SystemExit(3)
+        if not released:
+            click.echo("the kill switch was not engaged")
         return
     if all_runs:
-        killswitch.engage(reason)
+        engagement = killswitch.engage(reason)
+        if engagement.note and not engagement.machine_wide:
+            click.echo(f"warning: {engagement.note}", err=True)
+        scope = (
+            "every run on this machine reverts"
+            if engagement.machine_wide
+            else "the runs sharing your state folder revert"
+        )
         click.echo(
-            "kill switch engaged: live runs revert within one check interval; "
+            f"kill switch engaged ({engagement.path}"
+            + (f"; {engagement.note}" if engagement.machine_wide and engagement.note else "")
+            + f"): {scope} within one check interval; "
             "new runs refuse to start until `chaosrunner abort --release`"
         )
         return
