@@ -28,6 +28,7 @@ shortened and stripped of control characters: it is someone's text.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -137,10 +138,9 @@ def prepare_machine_dir(folder: Path) -> None:
 def offer_machine_dir() -> None:
     """A run started by root creates the machine-wide folder, so operators can engage it later."""
     if os.geteuid() == 0:
-        try:
+        # Checking the switch must not depend on this; engage explains what is wrong.
+        with contextlib.suppress(OSError, NotPermitted):
             prepare_machine_dir(machine_switch_path().parent)
-        except (OSError, NotPermitted):
-            pass  # checking the switch must not depend on this; engage explains what is wrong
 
 
 def release() -> Release:
