@@ -62,7 +62,9 @@ webhook                event, url, ok, error
 =====================  =======================================================
 
 Unknown event types are kept (as ``JournalEvent``) so older readers survive
-newer journals.
+newer journals. Every string in an event, except the ``scenario`` copy and
+revert records, is scrubbed of credential-shaped text (``chaosrunner.redaction``)
+before it is written or shown.
 """
 
 from __future__ import annotations
@@ -76,8 +78,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chaosrunner.redaction import redact_fields
+
 JOURNAL_VERSION = 1
 FILE_NAME = "journal.jsonl"
+VERBATIM_FIELDS = ("scenario", "revert_record")
 
 
 def format_time(moment: datetime) -> str:
@@ -147,11 +152,13 @@ class Journal:
         return event
 
     def make_event(self, event_type: str, **fields: Any) -> JournalEvent:
+        # Text from libraries and people is scrubbed of credentials before anyone sees it;
+        # the scenario copy and revert records stay exact (debrief and recover need them).
         return JournalEvent(
             type=event_type,
             time=utc_now(),
             offset=round(time.monotonic() - self.monotonic_start, 6),
-            **fields,
+            **redact_fields(fields, keep=VERBATIM_FIELDS),
         )
 
     def write(self, event: JournalEvent) -> None:
