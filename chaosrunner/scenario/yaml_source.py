@@ -7,7 +7,11 @@ so we compose the node graph ourselves: each value's path (``("faults", 0,
 
 The walk also defends the loader against hostile or accidental input: alias
 cycles, alias "billion laughs" expansion and very deep nesting all become
-ordinary located errors instead of hangs or RecursionError.
+ordinary located errors instead of hangs or RecursionError. Depth is checked
+twice: while PyYAML composes the node graph (its composer recurses once per
+level, so a few thousand ``[`` would overflow the stack before our walk ever
+started), and again in our walk, where aliases can stack shallow anchored
+pieces into a deep value the text does not show.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ Path = tuple[str | int, ...]
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
+"""Collections inside collections; real scenarios use under ten levels."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,32 @@ def _position(mark: yaml.Mark | None) -> Position:
     return Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
 
 
+def _too_deep(position: Position, path: Path = ()) -> SourceError:
+    return SourceError(f"nested too deep (more than {MAX_DEPTH} levels)", position, path)
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing to compose a node nested deeper than MAX_DEPTH.
+
+    ``compose_node`` calls itself once per level; counting the calls stops a
+    deep document at the level where it passes the limit, long before Python's
+    recursion limit, and names that place.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0  # collections around the node being composed
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self._depth > MAX_DEPTH:
+            raise _too_deep(_position(self.peek_event().start_mark))
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
 class _Builder:
     def __init__(self) -> None:
         self.source_map = SourceMap()
@@ -78,8 +109,8 @@ class _Builder:
                 _position(node.start_mark),
                 path,
             )
-        if len(path) > MAX_DEPTH:
-            raise SourceError(f"nesting deeper than {MAX_DEPTH} levels", _position(node.start_mark), path)
+        if len(path) > MAX_DEPTH:  # aliases can stack shallow pieces into a deep value
+            raise _too_deep(_position(node.start_mark), path)
         if id(node) in self.active:
             raise SourceError(
                 "an alias refers to its own parent (recursive alias)",
@@ -153,7 +184,7 @@ def _problem(exc: BaseException) -> str:
 def parse(text: str) -> tuple[Any, SourceMap]:
     """Parse one YAML document; return its data and where each value came from."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_DepthLimitedLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         started = (
@@ -169,6 +200,6 @@ def parse(text: str) -> tuple[Any, SourceMap]:
     builder = _Builder()
     try:
         data = builder.build(node, ())
-    except RecursionError as exc:
-        raise SourceError(f"nesting deeper than {MAX_DEPTH} levels", Position(1, 1)) from exc
+    except RecursionError as exc:  # not expected below MAX_DEPTH; still never a traceback
+        raise _too_deep(Position(1, 1)) from exc
     return data, builder.source_map
