@@ -114,16 +114,25 @@ def assert_reset_on_arrival(address: Address) -> None:
         conn.recv(10)
 
 
+# The delays here are long enough that "once, not twice" and "off" stay apart by hundreds of
+# milliseconds on a busy machine; how exact the added latency is, is bench/unit_timings.py's
+# (and bench/proxy_latency.py's) figure, not a unit test's. A relay cannot answer before its
+# delay, so the lower bounds hold however slow the machine.
+
+
 def test_latency_adds_its_delay_once_per_round_trip_and_switches_off(proxy_to, echo: Address) -> None:
-    proxy, address = proxy_to(echo, Latency(name="latency", delay=0.05))
-    assert 0.045 < statistics.median(round_trips(address)) < 0.065
-    proxy.replace_toxics(ToxicSet(generation=1, toxics=[Latency(name="latency", delay=0.05, enabled=False)]))
-    assert statistics.median(round_trips(address)) < 0.01
+    delay = 0.4
+    proxy, address = proxy_to(echo, Latency(name="latency", delay=delay))
+    delayed = round_trips(address, 3)
+    assert min(delayed) >= delay * 0.95 and statistics.median(delayed) < 2 * delay  # once, not twice
+    proxy.replace_toxics(ToxicSet(generation=1, toxics=[Latency(name="latency", delay=delay, enabled=False)]))
+    assert statistics.median(round_trips(address, 3)) < delay / 2
 
 
 def test_latency_on_both_directions_adds_it_twice(proxy_to, echo: Address) -> None:
-    _, address = proxy_to(echo, Latency(name="latency", delay=0.03, direction=Direction.BOTH))
-    assert 0.055 < statistics.median(round_trips(address, 6)) < 0.075
+    delay = 0.3
+    _, address = proxy_to(echo, Latency(name="latency", delay=delay, direction=Direction.BOTH))
+    assert min(round_trips(address, 3)) >= 2 * delay * 0.95
 
 
 def test_reset_sends_an_rst(proxy_to, echo: Address) -> None:
