@@ -84,12 +84,12 @@ class _DepthLimitedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0  # collections around the node being composed
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self._depth > MAX_DEPTH:
             raise _too_deep(_position(self.peek_event().start_mark))
         self._depth += 1
         try:
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
