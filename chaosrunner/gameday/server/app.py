@@ -1,0 +1,73 @@
+"""The live run's ASGI app: routes behind the guards, a JSON error for every refusal.
+
+``make_app`` takes the routes (today the responder's ``/events``; the
+facilitator console and the chat commands add theirs) and wraps them in
+``Guarded``, a plain ASGI middleware that checks Host, Origin and the token
+on the raw headers before any route runs, and turns anything a route raises
+into a one-line 500 - a person's text never reaches stderr as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chaosrunner.gameday.server.guards import Access, Refusal
+
+log = logging.getLogger("chaosrunner.server")
+
+# What every response says: JSON is data (never sniffed as HTML), and never cached.
+SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+def json_reply(status: int, body: Any, *, close: bool = False) -> JSONResponse:
+    headers = dict(SAFE_HEADERS)
+    if close:  # we answered without reading the body: the connection cannot be reused
+        headers["Connection"] = "close"
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="chaosrunner"'
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def refuse(refusal: Refusal) -> JSONResponse:
+    return json_reply(refusal.status, {"error": refusal.message}, close=True)
+
+
+class Guarded:
+    """Host, Origin and token checks in front of every route; no exception escapes to the server."""
+
+    def __init__(self, app: ASGIApp, access: Access) -> None:
+        self.app = app
+        self.access = access
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # no websockets, no lifespan: nothing else is served
+            return
+        refusal = self.access.check(scope["headers"])
+        if refusal is not None:
+            await refuse(refusal)(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as error:  # one line on stderr; the caller gets a 500, the run goes on
+            log.warning("%s %s failed: %s", scope["method"], scope["path"], error)
+            if not started:
+                reply = json_reply(500, {"error": "internal error; see the runner's terminal"}, close=True)
+                await reply(scope, receive, send)
+
+
+def make_app(routes: Sequence[BaseRoute], access: Access) -> ASGIApp:
+    return Guarded(Starlette(routes=list(routes)), access)

@@ -1,0 +1,175 @@
+"""What a request must show before the server does anything with it.
+
+Pure functions of the request's headers, checked in this order, so a refusal
+never costs reading a body:
+
+1. ``Host`` names the address the server listens on (403 otherwise). A
+   DNS-rebinding page reaches us under *its* host name; refusing foreign Host
+   headers is what keeps it from reading or writing through the facilitator's
+   browser.
+2. ``Origin``, when a browser sends one, is the server's own (403
+   otherwise): a page elsewhere may not post into the run.
+3. ``Authorization: Bearer <the run's token>`` (401 otherwise). Always
+   required, on every route and every listening address.
+4. For a body: ``Content-Type: application/json`` (415 otherwise - an HTML
+   form can only send form encodings or ``text/plain``), and a plain
+   ``Content-Length`` of at most ``MAX_BODY`` (400 when it is not a number,
+   411 when absent or chunked, 413 when larger).
+
+and, once the body is read, ``too_deep`` bounds JSON nesting before
+``json.loads`` ever recurses into it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from chaosrunner.gameday.server.token import RunToken
+
+MAX_BODY = 64 * 1024
+MAX_DEPTH = 4  # a mark is one flat object; a little room, no more
+WILDCARDS = {"0.0.0.0", "::", ""}
+_LENGTH = re.compile(r"[0-9]{1,12}")
+# A host and port, nothing else: no userinfo (``evil@127.0.0.1``), path or spaces to smuggle a name past us.
+_AUTHORITY = re.compile(r"[A-Za-z0-9.:\[\]-]{1,262}")
+
+RawHeaders = Iterable[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    message: str
+
+
+def header_values(headers: RawHeaders, name: str) -> list[str]:
+    wanted = name.encode("ascii")
+    return [value.decode("latin-1").strip() for key, value in headers if key.lower() == wanted]
+
+
+def _one(headers: RawHeaders, name: str) -> str | Refusal | None:
+    values = header_values(headers, name)
+    if len(values) > 1:
+        return Refusal(400, f"more than one {name} header")
+    return values[0] if values else None
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class Access:
+    """Who may talk to a server bound at ``host``:``port`` holding ``token``.
+
+    The names a request may use for the server: the address it was bound
+    with and the address the socket got; ``localhost`` too for a loopback
+    bind. A wildcard bind (``0.0.0.0``, ``::``) is reached by whichever
+    address the client routes to, so any IP literal is accepted, plus this
+    machine's own names - never an arbitrary DNS name, which is what a
+    rebinding attack needs.
+    """
+
+    def __init__(self, host: str, bound_address: str, port: int, token: RunToken) -> None:
+        self.port = port
+        self.token = token
+        self.wildcard = host in WILDCARDS
+        names = {host.lower().strip("[]"), bound_address.lower()}
+        if self.wildcard:
+            names |= {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()}
+        elif _is_ip(bound_address) and ipaddress.ip_address(bound_address).is_loopback:
+            names.add("localhost")
+        self.names = frozenset(name for name in names if name and name not in WILDCARDS)
+
+    def _known(self, hostname: str | None, port: int | None) -> bool:
+        if hostname is None or (port or 80) != self.port:
+            return False
+        return hostname in self.names or (self.wildcard and _is_ip(hostname))
+
+    def check(self, headers: RawHeaders) -> Refusal | None:
+        host = _one(headers, "host")
+        if isinstance(host, Refusal):
+            return host
+        if host is None or not _AUTHORITY.fullmatch(host) or not self._known(*_split_host("//" + host)):
+            return Refusal(403, "the Host header does not name this server")
+        origin = _one(headers, "origin")
+        if isinstance(origin, Refusal):
+            return origin
+        if origin is not None:
+            scheme, _, authority = origin.partition("://")
+            hostname, port = _split_host("//" + authority)
+            if scheme != "http" or not _AUTHORITY.fullmatch(authority) or not self._known(hostname, port):
+                return Refusal(403, "cross-origin requests are refused")
+        return self._check_token(headers)
+
+    def _check_token(self, headers: RawHeaders) -> Refusal | None:
+        values = [
+            value.encode("latin-1")
+            for value in header_values(headers, "authorization")
+            if value[:7].lower() == "bearer "
+        ]
+        if len(values) != 1 or not self.token.matches(values[0][7:].strip()):
+            return Refusal(401, "send the run's token: Authorization: Bearer <token>")
+        return None
+
+
+def _split_host(text: str) -> tuple[str | None, int | None]:
+    try:
+        parts = urlsplit(text)
+        return parts.hostname, parts.port
+    except ValueError:  # a port that is not a number, a broken IPv6 literal
+        return None, None
+
+
+def check_json_body(headers: RawHeaders) -> Refusal | None:
+    """Content-Type and Content-Length of a body we are about to read - from the headers alone."""
+    kind = _one(headers, "content-type")
+    if isinstance(kind, Refusal):
+        return kind
+    media, _, params = (kind or "").partition(";")
+    charset = params.strip().lower().removeprefix("charset=").strip('"') if params.strip() else "utf-8"
+    if media.strip().lower() != "application/json" or charset not in ("utf-8", "utf8"):
+        return Refusal(415, "send the body as Content-Type: application/json")
+    if header_values(headers, "transfer-encoding"):
+        return Refusal(411, "send a Content-Length; chunked bodies are refused")
+    length = _one(headers, "content-length")
+    if isinstance(length, Refusal):
+        return length
+    if length is None:
+        return Refusal(411, "send a Content-Length")
+    if not _LENGTH.fullmatch(length):
+        return Refusal(400, "Content-Length must be a non-negative whole number")
+    if int(length) > MAX_BODY:
+        return Refusal(413, f"the body is larger than {MAX_BODY // 1024} KiB")
+    return None
+
+
+def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
+    """True when JSON brackets nest deeper than ``limit`` (brackets inside strings do not count)."""
+    depth = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False

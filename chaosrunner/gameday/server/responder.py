@@ -1,0 +1,62 @@
+"""The responder API: marks in, the run's responder events out.
+
+    POST /events   {"event": "severity", "value": "P2", "by": "alice"}   -> 201, the mark
+    POST /events   {"event": "detected", "via": "synthetic", "by": "bob"}
+    GET  /events   the responder events so far (JSON list)
+
+A body may name the run it means (``"run_id"``); a mark meant for another
+run is refused rather than journaled into this one. Everything else is
+``gameday.marks.record_fields`` - the validation every source shares - and a
+mistake is a 400 that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from chaosrunner.engine.rundir import RunDir
+from chaosrunner.errors import ChaosrunnerError
+from chaosrunner.gameday.marks import record_fields, responder_events
+from chaosrunner.gameday.server.app import json_reply, refuse
+from chaosrunner.gameday.server.guards import MAX_BODY, MAX_DEPTH, check_json_body, too_deep
+
+
+def responder_routes(run: RunDir) -> list[Route]:
+    async def list_events(_: Request) -> Response:
+        events = await run_in_threadpool(lambda: responder_events(run.events()))
+        return json_reply(200, [event.as_fields() for event in events])
+
+    async def post_event(request: Request) -> Response:
+        refusal = check_json_body(request.scope["headers"])
+        if refusal is not None:
+            return refuse(refusal)
+        body = bytearray()
+        async for chunk in request.stream():  # Content-Length bounds it; this bounds it again
+            body += chunk
+            if len(body) > MAX_BODY:
+                return json_reply(413, {"error": "the body is larger than its Content-Length"}, close=True)
+        if too_deep(bytes(body)):
+            return json_reply(400, {"error": f"JSON nested deeper than {MAX_DEPTH} levels"})
+        try:
+            fields = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as error:
+            return json_reply(400, {"error": f"malformed JSON: {error}"})
+        if isinstance(fields, dict):
+            meant = fields.pop("run_id", None)
+            if meant is not None and meant != run.run_id:
+                return json_reply(409, {"error": f"this endpoint serves run {run.run_id}, not {meant!r}"})
+        try:
+            event = await run_in_threadpool(record_fields, run, fields)
+        except ChaosrunnerError as error:
+            return json_reply(400, {"error": str(error)})
+        return json_reply(201, event.as_fields())
+
+    return [
+        Route("/events", list_events, methods=["GET"]),
+        Route("/events", post_event, methods=["POST"]),
+    ]

@@ -1,0 +1,109 @@
+"""Serving an ASGI app with uvicorn on a socket we bound ourselves, in a background thread.
+
+Binding is separate from serving on purpose. ``bind`` runs before the run
+creates anything: a port in use is an error with exit code 3 *then*, not a
+run that injects faults with no way for the team to mark. ``serve`` starts
+uvicorn on that socket in a thread (no signal handlers: the runner owns
+SIGINT/SIGTERM and its reverts) and returns only once uvicorn accepts
+connections; ``stop`` asks it to finish and waits.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+from chaosrunner.errors import EnvironmentProblem, UsageError
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: any free one); a clear error when that fails."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise UsageError(f"cannot listen on {host!r}: {error.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT of an earlier run only
+        listener.bind(address)
+        listener.listen(64)
+    except OSError as error:
+        listener.close()
+        where = f"port {port} on {host}"
+        if error.errno == errno.EADDRINUSE:
+            raise EnvironmentProblem(
+                f"{where} is in use: choose another --port, or 0 for any free port"
+            ) from None
+        raise EnvironmentProblem(f"cannot listen on {where}: {error.strerror}") from None
+    return listener
+
+
+def _one_line_logs() -> None:
+    """uvicorn's own warnings (a malformed request) as one line each on stderr, never a traceback."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_NoTraceback("responder endpoint: %(message)s"))
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "chaosrunner.server"):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
+class _NoTraceback(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        return (super().format(record).splitlines() or [""])[0]
+
+
+class BackgroundServer:
+    """uvicorn on an already-listening socket, in a daemon thread."""
+
+    def __init__(self, app: Any, listener: socket.socket) -> None:
+        import uvicorn
+
+        _one_line_logs()
+        self._listener = listener
+        config = uvicorn.Config(
+            app,
+            http="h11",
+            ws="none",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,  # addresses are not trusted for anything; the token is
+            server_header=False,
+            limit_concurrency=32,
+            timeout_keep_alive=5,
+            h11_max_incomplete_event_size=16 * 1024,  # bounded header reads
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [listener]}, name="run-server", daemon=True
+        )
+
+    def serve(self) -> None:
+        """Start, and return once connections are accepted (or raise)."""
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise EnvironmentProblem("the responder endpoint did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(STOP_TIMEOUT)
+        self._listener.close()
