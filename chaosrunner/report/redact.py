@@ -7,10 +7,12 @@ responder's note, an error message from a library, a URL with credentials in
 it - so every rendered output passes through ``Redactor.scrub`` before it is
 written: each known secret value, in every spelling a renderer may have
 produced (raw, HTML- and jinja-escaped, JSON-escaped, URL-quoted, Markdown
-table cell), becomes ``[redacted]``, and so does the password of any
-``scheme://user:password@host`` URL. Texts a renderer shortens (error notes
-in the chart) are scrubbed before, when the report is assembled, since a
-cut secret no longer matches.
+table cell), becomes ``[redacted]``; then whatever *looks* like a credential
+(``chaosrunner.redaction.redact_text``: URL userinfo of any scheme, libpq and
+query ``password=``/``token=``/``secret=``, ``Authorization`` and bearer
+values, webhook paths) is scrubbed by its shape. Texts a renderer shortens
+(error notes in the chart) are scrubbed before, when the report is assembled,
+since a cut secret no longer matches.
 
 Known secrets are the values of the environment variables the scenario names
 (any field ending in ``_env``), the password inside each of them when it is
@@ -28,15 +30,13 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from chaosrunner.redaction import REDACTED, redact_text
 from chaosrunner.scenario.models import Scenario
 
-REDACTED = "[redacted]"
+__all__ = ["REDACTED", "Redactor", "dsn_password", "secret_values"]
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|DSN|API_?KEY|CREDENTIAL|PRIVATE", re.IGNORECASE)
 MIN_SECRET_LENGTH = 6
 """Shorter values are not redacted by name: replacing "postgres" everywhere would garble the report."""
-URL_PASSWORD = re.compile(
-    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"'<>]+:)(?P<password>[^@\s\"'<>/]+)(?=@)"
-)
 KEY_VALUE_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<password>'[^']*'|[^\s'\"]+)", re.IGNORECASE)
 
 
@@ -119,4 +119,4 @@ class Redactor:
         for spelling in self._spellings:
             if spelling in text:
                 text = text.replace(spelling, REDACTED)
-        return URL_PASSWORD.sub(lambda match: match.group("head") + REDACTED, text)
+        return redact_text(text)

@@ -86,6 +86,39 @@ def test_every_format_is_scrubbed_of_planted_secrets(monkeypatch: pytest.MonkeyP
     json.loads(texts["json"])  # still valid JSON after scrubbing
 
 
+SHAPED_LEAKS = {
+    "libpq": ("connect: host=db user=app password='two words' dbname=x", "two words"),
+    "redis-userinfo": ("cache at redis://:r3dis-pw@cache:6379 refused", "r3dis-pw"),
+    "bearer": ("curl -H 'Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig' /api", "eyJhbGciOiJIUzI1NiJ9"),
+    "basic": ("Authorization: Basic dXNlcjpodW50ZXIy", "dXNlcjpodW50ZXIy"),
+    "query-token": ("GET /metrics?access_token=qt0ken-value&x=1", "qt0ken-value"),
+    "slack": ("posted to https://hooks.slack.com/services/T0AAA/B0BBB/sl4ckS3cretPath", "sl4ckS3cretPath"),
+    "mattermost": ("posted to https://chat.example.org/hooks/mm0hookid0123", "mm0hookid0123"),
+}
+
+
+def test_every_format_is_scrubbed_of_credentials_known_only_by_their_shape() -> None:
+    """No environment variable names these: the report recognises them by their shape."""
+    debrief, metrics = sample_run()
+    for index, (text, _) in enumerate(SHAPED_LEAKS.values()):
+        moment = f"2026-11-27T14:01:{10 + index}.000000Z"
+        # A JournalEvent built by hand, as an older journal (written before the journal
+        # scrubbed its events) would hold it.
+        debrief.events.append(
+            JournalEvent(
+                type="responder", time=moment, offset=80.0, event="note", at=moment, by="eve", value=text
+            )
+        )
+    report = build_report(debrief, metrics, now=NOW)
+    report.notes.append(SHAPED_LEAKS["libpq"][0])
+    texts = render(report, list(FORMATS))
+    for name, text in texts.items():
+        for shape, (_, secret) in SHAPED_LEAKS.items():
+            assert secret not in text, f"{shape} secret leaked into {name}"
+    assert "chat.example.org/hooks/" in texts["md"]  # where it went stays readable
+    json.loads(texts["json"])
+
+
 def test_scrub_leaves_ordinary_text_alone() -> None:
     redactor = Redactor(["s3cret-value"])
     text = "checkout errors at 20%; see http://grafana/d/abc?var=x; user@host fine"
