@@ -163,7 +163,8 @@ class Journal:
 
     def write(self, event: JournalEvent) -> None:
         line = (json.dumps(event, default=str, separators=(",", ":")) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # 0600, and never through a symlink planted where the journal should be.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, line)
