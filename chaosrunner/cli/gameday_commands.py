@@ -35,7 +35,15 @@ MARKS = [
     type=click.Choice(["synthetic", "real_user", "infrastructure", "human", "user_report"]),
     help="With `detected`: how it was noticed.",
 )
-def mark(run_id: str, event: str, value: str | None, by: str, at: str | None, via: str | None) -> None:
+@click.option(
+    "--url",
+    default=None,
+    help="Post to a live run's responder endpoint (another machine) instead of writing its journal; "
+    "the token comes from $CHAOSRUNNER_TOKEN, or from the run folder when the run is local.",
+)
+def mark(
+    run_id: str, event: str, value: str | None, by: str, at: str | None, via: str | None, url: str | None
+) -> None:
     """Record what the team did in a run's journal (works during and after the run).
 
     \b
@@ -45,18 +53,57 @@ def mark(run_id: str, event: str, value: str | None, by: str, at: str | None, vi
     chaosrunner mark RUN status "errors at 20%; hypothesis: pool exhausted; @bob on db; next update 10m"
     chaosrunner mark RUN change "restarted the pool" --by bob
     chaosrunner mark RUN mitigated --at -2m
+
+    \b
+    From another machine, while the run is live (the token is shown when it starts):
+    CHAOSRUNNER_TOKEN=... chaosrunner mark --url https://gameday.example:8443 RUN detected
     """
     import getpass
 
-    from chaosrunner.gameday.marks import record
+    who = by or getpass.getuser()
+    if url is not None:
+        fields = _post_mark(url, run_id, {"event": event, "value": value, "by": who, "at": at, "via": via})
+    else:
+        from chaosrunner.gameday.marks import record
 
-    recorded = record(run_id, event, value, by=by or getpass.getuser(), at=at, via=via)
-    fields = recorded.as_fields()
+        fields = record(run_id, event, value, by=who, at=at, via=via).as_fields()
     click.echo(
         f"recorded {fields['event']}"
         + (f" {fields['value']!r}" if fields["value"] else "")
         + f" by {fields['by']} at {fields['at']}"
     )
+
+
+def _post_mark(url: str, run_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    import os
+    from urllib.parse import urlsplit
+
+    from chaosrunner.gameday.server.client import events_url, post_mark
+    from chaosrunner.gameday.server.token import ENV_VAR, RunToken, read_token
+
+    target = events_url(url)
+    if os.environ.get(ENV_VAR):
+        token = RunToken(os.environ[ENV_VAR].strip())
+    else:  # a run on this machine: its folder holds the token (and is readable by its owner only)
+        from chaosrunner.engine.rundir import RunDir
+        from chaosrunner.errors import UnknownRun, UsageError
+
+        try:
+            folder = RunDir.find(run_id).path
+        except UnknownRun:
+            raise UsageError(
+                f"run {run_id} is not on this machine: set {ENV_VAR} to the token shown when it started "
+                "(an environment variable, never an argument: arguments are visible to every user)"
+            ) from None
+        token = read_token(folder)
+    host = urlsplit(target).hostname or ""
+    if target.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(
+            "warning: plain http beyond this machine sends the token in clear text; "
+            "put TLS in front (docs/responder-endpoint.md)",
+            err=True,
+        )
+    return post_mark(target, token, run_id, {k: v for k, v in fields.items() if v is not None})
 
 
 @click.command()

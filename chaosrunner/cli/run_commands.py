@@ -19,43 +19,96 @@ from chaosrunner.cli.output import echo_json, echo_table
 @click.option(
     "--port", default=0, show_default=True, help="Responder endpoint port in gameday mode (0: any)."
 )
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Serve the responder endpoint on this address (e.g. 0.0.0.0:8765 for the room's network) "
+    "instead of 127.0.0.1:--port. Every request needs the run's token; put TLS in front.",
+)
 def run(
-    scenario: Path, mode: str | None, allow_production: bool, plain: bool, as_json: bool, port: int
+    scenario: Path,
+    mode: str | None,
+    allow_production: bool,
+    plain: bool,
+    as_json: bool,
+    port: int,
+    listen: str | None,
 ) -> None:
     """Run a scenario: inject, watch abort conditions, always revert.
 
     In gameday mode faults stay until the team mitigates; mark what the team
-    does with `chaosrunner mark` (or POST to the endpoint printed at start).
-    Exit code 0 when the hypothesis held, 1 when the run aborted or the system
-    deviated, 2 for bad input, 3 when a service could not be reached.
+    does with `chaosrunner mark` (or POST to the endpoint printed at start,
+    with the token printed beside it). Exit code 0 when the hypothesis held,
+    1 when the run aborted or the system deviated, 2 for bad input, 3 when a
+    service could not be reached or the endpoint's port is in use.
     """
     from chaosrunner.cli.console import make_console
     from chaosrunner.engine.runner import Runner, RunOptions
+    from chaosrunner.gameday.endpoint import LOOPBACK, parse_listen
     from chaosrunner.gameday.session import GamedaySession
     from chaosrunner.observe.prometheus import PrometheusHTTP
     from chaosrunner.observe.pushgateway import ChaosWindowPublisher
     from chaosrunner.scenario.loader import load_scenario
     from chaosrunner.scenario.models import Mode
 
+    if listen is not None and port:
+        raise click.UsageError("give --listen HOST:PORT or --port, not both")
+    host, port = parse_listen(listen) if listen is not None else (LOOPBACK, port)
     document = load_scenario(scenario)
     target = document.target
     metrics = PrometheusHTTP(target.prometheus) if target.prometheus else None
     options = RunOptions(allow_production=allow_production, mode=Mode(mode) if mode else None)
     runner = Runner(document, str(scenario), metrics, options)
+    if listen is not None and runner.mode is not Mode.GAMEDAY:
+        raise click.UsageError("--listen serves the responder endpoint, which only gameday mode has")
+    # First, before anything is shown or created: a port in use ends the command here.
+    gameday = GamedaySession(runner, metrics, endpoint_port=port, endpoint_host=host)
     console = make_console(runner, force_plain=plain or as_json)
-    gameday = GamedaySession(runner, metrics, endpoint_port=port)
     publisher = (
         ChaosWindowPublisher(target.pushgateway, document.metadata.title) if target.pushgateway else None
     )
     listeners: list[Any] = [] if as_json else [console]
-    runner.listeners.extend([*listeners, gameday, *([publisher] if publisher else [])])
+    runner.listeners.extend(
+        [*listeners, gameday, show_token_once(gameday), *([publisher] if publisher else [])]
+    )
     try:
         result = runner.run()
     finally:
-        gameday.close()
-        console.close()
+        # Each in its own guard: a console or listener that fails to close must not
+        # skip the others, the summary, the report or the Pushgateway clean-up.
+        guarded("the gameday session", gameday.close)
+        guarded("the console", console.close)
         if publisher is not None:
-            publisher.close()
+            guarded("the Pushgateway clean-up", publisher.close)
+    finish_run(result, runner.mode is Mode.GAMEDAY, metrics, as_json=as_json)
+
+
+def show_token_once(gameday: Any) -> Any:
+    """A listener: print the responder token on the runner's terminal once, when the endpoint serves."""
+
+    def show(event: dict[str, Any]) -> None:
+        endpoint = gameday.endpoint
+        if event["type"] == "responder_endpoint" and endpoint is not None:
+            click.echo(
+                f"responder token (send as `Authorization: Bearer <token>`; also in "
+                f"{endpoint.token_file}): {endpoint.token.value}",
+                err=True,
+            )
+
+    return show
+
+
+def guarded(what: str, step: Any, *args: Any) -> Any:
+    """Run one end-of-run step; a failure is a one-line warning and the next step still runs."""
+    try:
+        return step(*args)
+    except Exception as error:
+        click.echo(f"warning: {what} failed: {type(error).__name__}: {error}", err=True)
+        return None
+
+
+def finish_run(result: Any, gameday_mode: bool, metrics: Any, *, as_json: bool) -> None:
+    """The end of every run: the result, the summary (gameday), the report, the exit code."""
     if as_json:
         echo_json(
             {
@@ -70,18 +123,23 @@ def run(
     if not as_json:
         click.echo(f"\n{result.status.value}: {result.detail}")
         click.echo(f"journal: {result.journal_path}")
-        if runner.mode is Mode.GAMEDAY:
-            from chaosrunner.cli.gameday_commands import print_summary
-            from chaosrunner.gameday.debrief import debrief
-
+        if gameday_mode:
             click.echo()
-            outcome = debrief(result.run_id, metrics)
-            print_summary(outcome)
-    write_report_at_end(outcome or result.run_id, metrics, to_stderr=as_json)
+            outcome = guarded("the gameday summary", summarise, result.run_id, metrics)
+    guarded("the report", write_report_at_end, outcome or result.run_id, metrics, as_json)
     raise SystemExit(result.exit_code)
 
 
-def write_report_at_end(run: Any, metrics: Any, *, to_stderr: bool) -> None:
+def summarise(run_id: str, metrics: Any) -> Any:
+    from chaosrunner.cli.gameday_commands import print_summary
+    from chaosrunner.gameday.debrief import debrief
+
+    outcome = debrief(run_id, metrics)
+    print_summary(outcome)
+    return outcome
+
+
+def write_report_at_end(run: Any, metrics: Any, to_stderr: bool) -> None:
     """Every run ends with its debrief report; a report that fails never changes the exit code."""
     from chaosrunner.errors import ChaosrunnerError
     from chaosrunner.report.writer import write_run_report

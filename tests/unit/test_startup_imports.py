@@ -14,7 +14,21 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("kubernetes", "docker", "matplotlib", "psycopg", "prometheus_api_client", "pandas", "rich")
+HEAVY = (
+    "kubernetes",
+    "docker",
+    "matplotlib",
+    "psycopg",
+    "prometheus_api_client",
+    "pandas",
+    "rich",
+    # the live run's server starts only with a gameday run
+    "starlette",
+    "uvicorn",
+    "sse_starlette",
+    "anyio",
+    "slack_sdk",
+)
 
 PROBE = """
 import json, sys
@@ -38,8 +52,10 @@ def loaded_modules(*args: str) -> set[str]:
         ("--help",),
         ("validate", "scenarios", "abort_conditions"),
         ("plan", "scenarios/anatomy.yaml"),
+        ("run", "--help"),
+        ("mark", "--help"),
     ],
-    ids=["help", "validate", "plan"],
+    ids=["help", "validate", "plan", "run-help", "mark-help"],
 )
 def test_commands_import_no_heavy_library(
     args: tuple[str, ...], repo: Path, monkeypatch: pytest.MonkeyPatch
