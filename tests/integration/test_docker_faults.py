@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -604,13 +605,27 @@ def test_stress_is_refused_in_a_container_without_python(
 def test_revert_is_safe_from_another_process(faults: Faults, start: Any) -> None:
     target = start("web")
     _, record = faults.inject("docker.container-pause", by_name(target.name))
+    watchdog = record["watchdog"]["pid"]
+    assert state(target)["Paused"] is True and _alive(watchdog)
     script = (
         "import json, sys; from chaosrunner.faults.docker.lifecycle import ContainerPause; "
         "ContainerPause().revert(json.loads(sys.argv[1]))"
     )
-    subprocess.run([sys.executable, "-c", script, json.dumps(record)], check=True, env=dict(os.environ))
+    # A watchdog that gets no CPU (SIGSTOP: a signal stays pending until SIGCONT): the revert
+    # only signals it (watchdog.disarm) and does not wait for it to exit, so it must finish anyway.
+    os.kill(watchdog, signal.SIGSTOP)
+    try:
+        subprocess.run(
+            [sys.executable, "-c", script, json.dumps(record)], check=True, env=dict(os.environ), timeout=60
+        )
+        assert state(target)["Paused"] is False  # the revert itself unpaused it
+        assert _alive(watchdog)  # not waited for: it could not even have run yet
+    finally:
+        os.kill(watchdog, signal.SIGCONT)
+    # Given the CPU, it stands down by itself - long before its deadline, a minute away -
+    # without touching the container the revert left running.
+    wait_for(lambda: not _alive(watchdog), 30, "the disarmed watchdog to exit")
     assert state(target)["Paused"] is False
-    assert not _alive(record["watchdog"]["pid"])
 
 
 def _alive(pid: int) -> bool:
