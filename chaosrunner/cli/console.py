@@ -40,6 +40,10 @@ def describe_event(event: dict[str, Any]) -> str | None:
         "run_started": lambda: (
             f"run {event['run_id']} started: {event['scenario_title']} ({event['mode']} mode)"
         ),
+        "abort_condition_source": lambda: (
+            ("WARNING: " if "; shadows " in event["origin"] else "")
+            + f"abort condition {event['name']} from {event['origin']}"
+        ),
         "phase": lambda: f"phase: {event['phase']}",
         "check": lambda: f"{'ok' if event['ok'] else 'FAILED'}: {event['name']} - {event['detail']}",
         "fault_planned": lambda: (

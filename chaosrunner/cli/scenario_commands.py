@@ -11,6 +11,16 @@ from chaosrunner.cli.output import echo_json, echo_table
 
 DOCUMENT_SUFFIXES = (".yaml", ".yml")
 
+library_option = click.option(
+    "--library",
+    "libraries",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder of abort conditions searched before any other (repeatable; "
+    "also CHAOSRUNNER_LIBRARY). Then: the scenario's own abort_conditions/, "
+    "./abort_conditions, the bundled library.",
+)
+
 
 def _expand(paths: tuple[Path, ...]) -> list[Path]:
     files: list[Path] = []
@@ -25,7 +35,8 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def validate(paths: tuple[Path, ...], as_json: bool) -> None:
+@library_option
+def validate(paths: tuple[Path, ...], as_json: bool, libraries: tuple[Path, ...]) -> None:
     """Check scenario and abort-condition files (or folders of them).
 
     Every mistake is reported as FILE:LINE:COLUMN: FIELD: MESSAGE on stderr;
@@ -33,6 +44,7 @@ def validate(paths: tuple[Path, ...], as_json: bool) -> None:
     """
     from chaosrunner.errors import ScenarioError
     from chaosrunner.scenario.document import read_source
+    from chaosrunner.scenario.library import ConditionLibrary
     from chaosrunner.scenario.loader import load_document
     from chaosrunner.scenario.models import Scenario
     from chaosrunner.schedule.loader import load_schedule
@@ -46,7 +58,7 @@ def validate(paths: tuple[Path, ...], as_json: bool) -> None:
                 if not as_json:
                     click.echo(f"ok  {path}  (schedule: {loaded.name}, {len(loaded.entries)} entries)")
                 continue
-            document = load_document(path)
+            document = load_document(path, ConditionLibrary.for_scenario(path, libraries))
         except ScenarioError as error:
             results.append({"file": str(path), "valid": False, "problems": [str(p) for p in error.problems]})
             if not as_json:
@@ -80,7 +92,10 @@ def validate(paths: tuple[Path, ...], as_json: bool) -> None:
     is_flag=True,
     help="Also ask the live systems what each fault would hit (reads only; needs them reachable).",
 )
-def plan(scenario: Path, as_json: bool, allow_production: bool, with_targets: bool) -> None:
+@library_option
+def plan(
+    scenario: Path, as_json: bool, allow_production: bool, with_targets: bool, libraries: tuple[Path, ...]
+) -> None:
     """Dry run: settings, fault timeline, abort conditions and offline safety checks.
 
     Touches nothing. With --targets, each fault's selector is resolved against
@@ -89,9 +104,10 @@ def plan(scenario: Path, as_json: bool, allow_production: bool, with_targets: bo
     fault's plan refuses the scenario, 3 when a target cannot be reached.
     """
     from chaosrunner.engine.plan import plan_offline
+    from chaosrunner.scenario.library import ConditionLibrary
     from chaosrunner.scenario.loader import load_scenario
 
-    loaded = load_scenario(scenario)
+    loaded = load_scenario(scenario, ConditionLibrary.for_scenario(scenario, libraries))
     result = plan_offline(loaded, str(scenario), allow_production=allow_production)
     resolved = None
     if with_targets and not result.refused:
@@ -139,6 +155,8 @@ def _print_targets(resolved: list[Any]) -> None:
 
 
 def _print_plan(result: Any) -> None:
+    from chaosrunner.scenario.library import split_origin
+
     click.echo(f"Plan for {result.title!r} ({result.source}) - dry run, nothing is touched\n")
     click.echo("Settings")
     settings = {key: value for key, value in result.settings.items() if key != "target"}
@@ -156,12 +174,13 @@ def _print_plan(result: Any) -> None:
     if not result.abort_conditions:
         click.echo("  none")
     for condition in result.abort_conditions:
-        source = "" if condition["origin"] == "inline" else f"  (from {condition['origin']})"
-        click.echo(
-            f"  {condition['name']}: {condition['comparator']} {condition['threshold']:g} "
-            f"for {condition['for']}{source}"
-        )
+        used, shadowed = split_origin(condition["origin"])
+        rule = f"{condition['comparator']} {condition['threshold']:g} for {condition['for']}"
+        click.echo(f"  {condition['name']}: {rule}")
         click.echo(f"      {condition['expr']}")
+        click.echo(f"      from {'the scenario (inline)' if used == 'inline' else used}")
+        for other in shadowed:  # a local file overriding another, often the shipped one: say so
+            click.echo(f"      WARNING: {used} shadows {other}")
     if result.steady_state:
         click.echo("\nSteady state")
         for check in result.steady_state:

@@ -24,6 +24,8 @@ plus the type's own fields:
 run_started            run_id, version, scenario_title, scenario_file, scenario
                        (the validated document), mode, pid, pid_start_ticks,
                        host, monotonic_start
+abort_condition_source name, origin: the library file a ``use:`` condition came
+                       from, then ``; shadows FILE`` for each definition it hides
 phase                  phase: planning | preflight | injecting | reverting |
                        verifying | finished
 check                  name, ok, detail (preflight and verification checks)

@@ -205,6 +205,9 @@ class Runner:
             host=socket.gethostname(),
             monotonic_start=self.journal.monotonic_start,
         )
+        for condition in self.scenario.abort_conditions:  # which library file each came from (and shadows)
+            if condition.origin != "inline":
+                self.emit("abort_condition_source", name=condition.name, origin=condition.origin)
         try:
             with self._signals():
                 status, detail = self._run_phases()
