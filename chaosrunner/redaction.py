@@ -29,6 +29,7 @@ use it, and the engine may not import the report.
 
 from __future__ import annotations
 
+import logging
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -108,3 +109,17 @@ def redact_url(url: str) -> str:
         return REDACTED
     rest = "/" + REDACTED if (parts.path not in ("", "/") or parts.query or parts.fragment) else ""
     return f"{parts.scheme}://{host}{port}{rest}"
+
+
+class RedactingFilter(logging.Filter):
+    """A log handler's filter that redacts each record's message (arguments included) in place.
+
+    ``handler.addFilter(RedactingFilter())`` on any handler whose lines leave
+    the process (stderr, a log file); the record's arguments are folded into the
+    message first, so a secret passed as ``%s`` is caught too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact_text(record.getMessage())
+        record.args = None
+        return True

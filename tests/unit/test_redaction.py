@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import logging
+
 import pytest
 
-from chaosrunner.redaction import REDACTED, redact_fields, redact_text, redact_url
+from chaosrunner.redaction import REDACTED, RedactingFilter, redact_fields, redact_text, redact_url
 
 R = REDACTED
 
@@ -96,3 +99,19 @@ def test_fields_are_redacted_deeply_except_the_ones_kept() -> None:
 )
 def test_a_url_for_a_log_line_keeps_only_scheme_and_host(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_a_log_handler_with_the_filter_writes_no_credentials() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("tests.redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning(
+            "webhook %s failed: %s", "https://hooks.slack.com/services/T1/B2/s3cr3t", "password=pw1"
+        )
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue() == f"webhook https://hooks.slack.com/{R} failed: password={R}\n"
