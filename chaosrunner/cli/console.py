@@ -62,7 +62,7 @@ def describe_event(event: dict[str, Any]) -> str | None:
             + ("on" if event["enabled"] else "off")
         ),
         "fault_outcome": lambda: f"aftermath of {fault}: {outcome_summary(event)}",
-        "fault_revert_failed": lambda: f"REVERT FAILED {fault}: {event['error']}",
+        "fault_revert_failed": lambda: f"REVERT FAILED {fault}: STILL INJECTED ({event['error']})",
         "condition": lambda: describe_condition(event),
         "prometheus": lambda: (
             f"Prometheus {event['state']}" + (f": {event['error']}" if event.get("error") else "")

@@ -8,7 +8,9 @@ The rules that make "always revert" true live here:
   the inject thread reverts again with the complete record when it returns;
 - a failed inject is reverted too, since it may have half-happened;
 - reverts retry with tenacity (bounded) and a revert of a reverted fault is a
-  no-op, so every exit path can simply call ``revert`` without bookkeeping.
+  no-op, so every exit path can simply call ``revert`` without bookkeeping;
+- a revert that still fails leaves the fault STILL INJECTED, and the journal
+  says so (``fault_revert_failed``), so ``chaosrunner recover`` picks it up.
 """
 
 from __future__ import annotations
@@ -144,6 +146,24 @@ class ActiveFault:
 
     def inject_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def still_in_flight(self, waited: float) -> None:
+        """Journal that inject has not returned after the run stopped waiting for it.
+
+        Its planned record was reverted, but the backend may put the fault in
+        place after that; the event reopens the fault for ``chaosrunner
+        recover`` with the record it has (the inject thread, if it ever returns,
+        still reverts with the complete one).
+        """
+        with self._lock:
+            record = dict(self.record)
+        self.emit(
+            "fault_still_in_flight",
+            fault=self.name,
+            kind=self.spec.kind,
+            waited=waited,
+            revert_record=record,
+        )
 
     def revert(self, *, force: bool = False) -> bool:
         """Undo the fault if it may be in place. True when nothing is left."""

@@ -32,14 +32,19 @@ class RecoveryOutcome:
     run_id: str
     reverted: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    monitoring_error: str | None = None  # the chaos window could not be cleared
 
 
 def leftovers(events: list[JournalEvent]) -> list[Leftover]:
-    """Faults whose last word in the journal is not 'reverted'."""
+    """Faults whose last word in the journal is not 'reverted'.
+
+    ``fault_still_in_flight`` reopens a fault: its planned record was reverted
+    while inject was still running, so the fault may have landed afterwards.
+    """
     open_faults: dict[str, Leftover] = {}
     for event in events:
         name = str(event.get("fault"))
-        if event.type in ("fault_injecting", "fault_injected"):
+        if event.type in ("fault_injecting", "fault_injected", "fault_still_in_flight"):
             open_faults[name] = Leftover(name, event["kind"], dict(event["revert_record"]))
         elif event.type == "fault_reverted":
             open_faults.pop(name, None)
@@ -90,7 +95,27 @@ def recover_run(run: RunDir) -> RecoveryOutcome:
             exit_code=1,
             detail="the runner died; chaosrunner recover reverted its faults",
         )
+    if pending and not outcome.failed:
+        outcome.monitoring_error = _clear_chaos_window(run.run_id, events)
     return outcome
+
+
+def _clear_chaos_window(run_id: str, events: list[JournalEvent]) -> str | None:
+    """Nothing is injected any more: delete the run's Pushgateway group, which a run
+    keeps while a fault is STILL INJECTED. Returns why it could not, or None."""
+    started = next((event for event in events if event.type == "run_started"), None)
+    scenario = started.get("scenario") if started is not None else None
+    target = scenario.get("target") if isinstance(scenario, dict) else None
+    url = target.get("pushgateway") if isinstance(target, dict) else None
+    if not url:
+        return None
+    from chaosrunner.observe.pushgateway import clear_chaos_window
+
+    try:
+        clear_chaos_window(str(url), run_id)
+    except Exception as exc:  # monitoring is best effort; the faults are reverted
+        return f"the Pushgateway group of run {run_id} was not deleted: {type(exc).__name__}: {exc}"
+    return None
 
 
 def recover_all() -> list[RecoveryOutcome]:

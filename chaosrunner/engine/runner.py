@@ -59,6 +59,11 @@ INJECT_WAIT_AFTER_ABORT = 30.0
 """How long reverting waits for an inject still in flight before giving up on it."""
 
 
+def still_injected_detail(left: list[str]) -> str:
+    """The run's last word when faults may still be in place: loud, named, and what to do."""
+    return f"STILL INJECTED: {', '.join(left)}; run `chaosrunner recover`"
+
+
 class RunStatus(StrEnum):
     COMPLETED = "completed"  # the hypothesis held
     ABORTED = "aborted"
@@ -244,17 +249,18 @@ class Runner:
             touched = any(fault.state.value != "planned" for fault in self.faults)
             if touched:  # an error after injecting began: it is an abort, and reverts run
                 self.request_abort("error", str(error))
-            reverted = self._finish_reverts()
+            left = self._finish_reverts()
             status = RunStatus.ABORTED if touched else RunStatus.REFUSED
-            self._finish(status if reverted else RunStatus.FAILED, str(error), error)
+            self._finish_after_error(status, left, error)
             raise
         except BaseException as error:  # any other exit path still reverts everything
             self.request_abort("error", f"{type(error).__name__}: {error}")
-            reverted = self._finish_reverts()
-            self._finish(RunStatus.ABORTED if reverted else RunStatus.FAILED, str(error), error)
+            left = self._finish_reverts()
+            self._finish_after_error(RunStatus.ABORTED, left, error)
             raise
-        if not self._finish_reverts():
-            status, detail = RunStatus.FAILED, "a revert failed: run `chaosrunner recover`"
+        left = self._finish_reverts()
+        if left:
+            status, detail = RunStatus.FAILED, still_injected_detail(left)
         elif self._abort.cause is not None:
             status, detail = RunStatus.ABORTED, f"aborted ({self._abort.cause}): {self._abort.detail}"
         elif self._mitigation is not None:
@@ -266,6 +272,12 @@ class Runner:
                 status, detail = RunStatus.DEVIATED, why
         self._finish(status, detail)
         return status, detail
+
+    def _finish_after_error(self, status: RunStatus, left: list[str], error: BaseException) -> None:
+        if left:
+            self._finish(RunStatus.FAILED, f"{error}; {still_injected_detail(left)}", error)
+        else:
+            self._finish(status, str(error), error)
 
     def _finish(self, status: RunStatus, detail: str, error: BaseException | None = None) -> None:
         if self.monitor is not None:
@@ -408,22 +420,35 @@ class Runner:
         if self.view is not None:
             self.view.faults[name] = state
 
-    def _finish_reverts(self) -> bool:
-        """Revert every fault that may be in place, concurrently. True when none is left."""
+    def _finish_reverts(self) -> list[str]:
+        """Revert every fault that may be in place, concurrently; return those that may still be.
+
+        Bounded: an inject still running ``INJECT_WAIT_AFTER_ABORT`` after the
+        reverts is journaled as ``fault_still_in_flight`` and counted as not
+        reverted - it may put its fault in place after we reverted the planned
+        record, so the run must not say everything is back.
+        """
         candidates = [fault for fault in self.faults if fault.state.value not in ("planned", "reverted")]
         if not candidates and not any(fault.inject_running() for fault in self.faults):
-            return True
+            return []
         self._phase("reverting")
         with ThreadPoolExecutor(max_workers=max(1, len(self.faults)), thread_name_prefix="revert") as pool:
-            results = list(pool.map(lambda fault: fault.revert(), self.faults))
+            list(pool.map(lambda fault: fault.revert(), self.faults))
+        deadline = time.monotonic() + INJECT_WAIT_AFTER_ABORT
+        for fault in self.faults:  # an inject that outlived the abort reverts itself when it returns
+            if fault.inject_running():
+                fault.wait_for_inject(max(0.0, deadline - time.monotonic()))
+        left = []
         for fault in self.faults:
+            if fault.inject_running():
+                fault.still_in_flight(INJECT_WAIT_AFTER_ABORT)
+                left.append(f"{fault.name} (inject still in flight)")
+                self._set_fault_view(fault.name, "still in flight")
+                continue
             self._set_fault_view(fault.name, fault.state.value)
-        in_flight = [fault for fault in self.faults if fault.inject_running()]
-        for fault in in_flight:  # an inject that outlived the abort reverts itself when it returns
-            fault.wait_for_inject(INJECT_WAIT_AFTER_ABORT)
-        return all(results) and all(
-            fault.state.value in ("planned", "reverted", "inject_failed") for fault in self.faults
-        )
+            if fault.state.value not in ("planned", "reverted", "inject_failed"):
+                left.append(f"{fault.name} ({fault.state.value.replace('_', ' ')})")
+        return left
 
     def _verify_steady_state(self) -> tuple[bool, str]:
         checks = self.scenario.steady_state

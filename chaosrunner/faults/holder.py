@@ -136,19 +136,42 @@ def request_stop(record: HolderRecord) -> None:
         os.kill(record.pid, signal.SIGTERM)
 
 
-def stop(record: HolderRecord, timeout: float = 10.0) -> None:
-    """End a holder early (it reverts its fault on SIGTERM) and wait until it is gone. Idempotent."""
+KILL_WAIT = 5.0
+"""How long a SIGKILLed holder may take to vanish before revert gives up on it.
+
+A process stuck in uninterruptible sleep (a hung NFS mount, a wedged device)
+ignores even SIGKILL; waiting for it without a deadline would hang the revert
+of every other fault and the run's end."""
+
+
+def stop(record: HolderRecord, timeout: float = 10.0, kill_wait: float = KILL_WAIT) -> None:
+    """End a holder early (it reverts its fault on SIGTERM) and wait until it is gone. Idempotent.
+
+    Bounded: ``timeout`` for a clean exit, then SIGKILL and ``kill_wait`` more.
+    A holder still there after both raises ``FaultError``, so the revert counts
+    as failed (the fault may still be held) instead of hanging or lying.
+    """
     request_stop(record)
-    deadline = time.monotonic() + timeout
-    while is_alive(record) and time.monotonic() < deadline:
+    if _wait_gone(record, timeout):
+        return
+    os.kill(record.pid, signal.SIGKILL)
+    if not _wait_gone(record, kill_wait):
+        raise FaultError(
+            f"holder {record.label} (pid {record.pid}) is still running {timeout + kill_wait:g}s after "
+            "SIGTERM and SIGKILL (stuck in the kernel?); its fault may still be in place"
+        )
+
+
+def _wait_gone(record: HolderRecord, seconds: float) -> bool:
+    """True once the holder is gone (reaped when it is our child), False after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while is_alive(record):
         _reap(record.pid)
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.01)
-    if is_alive(record):
-        os.kill(record.pid, signal.SIGKILL)
-        while is_alive(record):
-            _reap(record.pid)
-            time.sleep(0.01)
     _reap(record.pid)
+    return True
 
 
 def find_by_label(label: str) -> list[HolderRecord]:

@@ -2,16 +2,23 @@
 
 While a run is live, dashboards and alert rules can see it:
 
-- ``chaosrunner_fault_active{run, scenario, fault, kind}`` is 1 while a fault
-  is injected, 0 once reverted;
+- ``chaosrunner_fault_active{run, scenario, fault, kind, state}`` is 1 while a
+  fault may be in place (``state`` injecting, injected, revert_failed or
+  in_flight) and 0 once it is reverted (``state="reverted"``);
 - ``chaosrunner_run_phase{run, scenario, phase}`` is 1 for the current phase
   (one series per phase, the usual enum pattern).
 
-Both live in the group ``job="chaosrunner", run="<id>"`` and the group is
-deleted when the run finishes, so nothing stale claims chaos is going on. The
-delete is retried: a group left behind would claim chaos for good. The
-Pushgateway answers a DELETE with 202 and applies it a moment later, so a
-reader straight after ``close()`` may still see the group briefly.
+Both live in the group ``job="chaosrunner", run="<id>"``. When the run
+finishes with every fault reverted the group is deleted, so nothing stale
+claims chaos is going on. When a fault is STILL INJECTED (its revert failed,
+or its inject never returned) the group stays, with that fault at 1 and
+``state="revert_failed"``: monitoring must keep showing the chaos that is
+really there. ``chaosrunner recover`` deletes the group once it has reverted
+what was left (``clear_chaos_window``; it finds the Pushgateway in the
+journal's scenario). The delete is retried: a group left behind would claim
+chaos for good. The Pushgateway answers a DELETE with 202 and applies it a
+moment later, so a reader straight after ``close()`` may still see the group
+briefly.
 
 Pushes happen on a background thread from a latest-state snapshot: the runner
 journals and moves on, and a slow or dead Pushgateway can never delay a
@@ -26,6 +33,18 @@ from typing import Any
 
 PHASES = ("planning", "preflight", "injecting", "reverting", "verifying", "finished")
 JOB = "chaosrunner"
+FAULT_STATES = {
+    "fault_injecting": "injecting",
+    "fault_injected": "injected",
+    "fault_reverted": "reverted",
+    "fault_inject_failed": "inject_failed",
+    "fault_revert_failed": "revert_failed",
+    "fault_still_in_flight": "in_flight",
+}
+"""The journal event that puts a fault in each ``state`` label value."""
+ENDED = frozenset({"reverted", "inject_failed"})
+"""States in which the fault is not in place (the gauge reads 0); any other state at the
+run's end means STILL INJECTED, and the run's group stays."""
 
 
 class ChaosWindowPublisher:
@@ -35,7 +54,7 @@ class ChaosWindowPublisher:
         self.timeout = timeout
         self.run_id = ""
         self.phase = ""
-        self.faults: dict[str, tuple[str, int]] = {}
+        self.faults: dict[str, tuple[str, str]] = {}  # fault -> (kind, state)
         self.errors: list[str] = []
         self._wake: queue.Queue[str] = queue.Queue()
         self._lock = threading.Lock()
@@ -50,13 +69,16 @@ class ChaosWindowPublisher:
                 self.run_id = event["run_id"]
             elif kind == "phase":
                 self.phase = event["phase"]
-            elif kind in ("fault_injecting", "fault_injected"):
-                self.faults[event["fault"]] = (event["kind"], 1)
-            elif kind in ("fault_reverted", "fault_inject_failed"):
-                self.faults[event["fault"]] = (event["kind"], 0)
+            elif kind in FAULT_STATES:
+                self.faults[event["fault"]] = (event["kind"], FAULT_STATES[kind])
             elif kind != "run_finished":
                 return
-        self._wake.put("delete" if kind == "run_finished" else "push")
+            finished_clean = kind == "run_finished" and not self.still_injected()
+        self._wake.put("delete" if finished_clean else "push")
+
+    def still_injected(self) -> list[str]:
+        """Faults that may still be in place (their revert failed or never ran)."""
+        return [fault for fault, (_kind, state) in self.faults.items() if state not in ENDED]
 
     def close(self, timeout: float = 15.0) -> None:
         """Finish the queued pushes and the delete, then stop (bounded: long enough for retries)."""
@@ -84,16 +106,16 @@ class ChaosWindowPublisher:
         registry = CollectorRegistry()
         active = Gauge(
             "chaosrunner_fault_active",
-            "1 while a chaosrunner fault is injected",
-            ["scenario", "fault", "kind"],
+            "1 while a chaosrunner fault may be in place; state says why (revert_failed: still injected)",
+            ["scenario", "fault", "kind", "state"],
             registry=registry,
         )
         phase = Gauge(
             "chaosrunner_run_phase", "1 for the run's current phase", ["scenario", "phase"], registry=registry
         )
         with self._lock:
-            for fault, (kind, value) in self.faults.items():
-                active.labels(self.scenario, fault, kind).set(value)
+            for fault, (kind, state) in self.faults.items():
+                active.labels(self.scenario, fault, kind, state).set(0 if state in ENDED else 1)
             for name in PHASES:
                 phase.labels(self.scenario, name).set(1 if name == self.phase else 0)
         push_to_gateway(
@@ -101,12 +123,17 @@ class ChaosWindowPublisher:
         )
 
     def _delete(self) -> None:
-        from prometheus_client import delete_from_gateway
-        from tenacity import Retrying, stop_after_attempt, wait_fixed
+        clear_chaos_window(self.url, self.run_id, self.timeout)
 
-        for attempt in Retrying(stop=stop_after_attempt(3), wait=wait_fixed(0.5), reraise=True):
-            with attempt:
-                delete_from_gateway(self.url, job=JOB, grouping_key=self._grouping(), timeout=self.timeout)
+
+def clear_chaos_window(url: str, run_id: str, timeout: float = 2.0) -> None:
+    """Delete a run's chaos-window group (retried); for the run's end and for ``recover``."""
+    from prometheus_client import delete_from_gateway
+    from tenacity import Retrying, stop_after_attempt, wait_fixed
+
+    for attempt in Retrying(stop=stop_after_attempt(3), wait=wait_fixed(0.5), reraise=True):
+        with attempt:
+            delete_from_gateway(url.rstrip("/"), job=JOB, grouping_key={"run": run_id}, timeout=timeout)
 
 
 SCHEDULE_JOB = "chaosrunner_schedule"

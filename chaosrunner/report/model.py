@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chaosrunner.engine.journal import in_effect_since, parse_time
+from chaosrunner.engine.recovery import leftovers
 from chaosrunner.errors import ChaosrunnerError
 from chaosrunner.gameday.debrief import Debrief
 from chaosrunner.gameday.measure import Measurement
@@ -42,6 +43,15 @@ class FaultWindow:
     start: datetime
     end: datetime | None  # None: never reverted (the journal says so)
     summary: str
+
+
+@dataclass(frozen=True)
+class StillInjected:
+    """A fault the journal never saw reverted: the report's loudest line."""
+
+    fault: str
+    kind: str
+    why: str
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ class Report:
     history: list[HistoryEntry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     prometheus: str | None = None  # where the ranges came from; None: not asked
+    still_injected: list[StillInjected] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -169,6 +180,29 @@ def fault_windows(events: list[Any]) -> list[FaultWindow]:
             )
         )
     return windows
+
+
+def still_injected(events: list[Any]) -> list[StillInjected]:
+    """Faults whose last word in the journal is not 'reverted', and why (what recover would pick up)."""
+    found = []
+    for leftover in leftovers(events):
+        last = next(
+            (
+                event
+                for event in reversed(events)
+                if event.get("fault") == leftover.fault
+                and event["type"] in ("fault_revert_failed", "fault_still_in_flight")
+            ),
+            None,
+        )
+        if last is None:
+            why = "never reverted (the runner stopped before reverting it)"
+        elif last["type"] == "fault_revert_failed":
+            why = f"its revert failed: {last.get('error', '')}"
+        else:
+            why = f"its inject had not returned {last.get('waited', 0):g}s after the run stopped"
+        found.append(StillInjected(leftover.fault, leftover.kind, why))
+    return found
 
 
 def markers(events: list[Any], measurement: Measurement) -> list[Marker]:
@@ -301,4 +335,7 @@ def build_report(
         history=list(history or []),
         notes=notes,
         prometheus=metrics.url if metrics is not None else None,
+        still_injected=[
+            StillInjected(left.fault, left.kind, redactor.scrub(left.why)) for left in still_injected(events)
+        ],
     )

@@ -69,6 +69,7 @@ def _run(publisher: ChaosWindowPublisher, gateway: StagedGateway) -> None:
     while not any(method == "PUT" for method, _path, _body in gateway.requests):
         assert time.monotonic() < deadline, "no push reached the gateway"
         time.sleep(0.01)
+    publisher({"type": "fault_reverted", "fault": "kill-api", "kind": "docker.kill"})
     publisher({"type": "run_finished"})
     publisher.close()
 
@@ -80,12 +81,12 @@ def test_pushes_the_fault_and_phase_then_deletes_the_group(gateway: StagedGatewa
     methods = [method for method, _path, _body in gateway.requests]
     assert methods[-1] == "DELETE" and set(methods[:-1]) == {"PUT"}
     assert all(path == "/metrics/job/chaosrunner/run/r-1" for _method, path, _body in gateway.requests)
-    last_push = next(body for method, _path, body in reversed(gateway.requests) if method == "PUT").decode()
+    first_push = next(body for method, _path, body in gateway.requests if method == "PUT").decode()
     assert (
-        'chaosrunner_fault_active{fault="kill-api",kind="docker.kill",scenario="Checkout outage"} 1.0'
-        in last_push
+        'chaosrunner_fault_active{fault="kill-api",kind="docker.kill",scenario="Checkout outage",'
+        'state="injected"} 1.0' in first_push
     )
-    assert 'chaosrunner_run_phase{phase="injecting",scenario="Checkout outage"} 1.0' in last_push
+    assert 'chaosrunner_run_phase{phase="injecting",scenario="Checkout outage"} 1.0' in first_push
 
 
 @pytest.mark.parametrize("gateway", [2], indirect=True)
