@@ -150,6 +150,7 @@ def debrief_json(result: Any) -> dict[str, Any]:
 
 
 def print_summary(result: Any) -> None:
+    from chaosrunner.cli.console import safe_text
     from chaosrunner.durations import format_duration
 
     measurement = result.measurement
@@ -170,19 +171,23 @@ def print_summary(result: Any) -> None:
         f"blast radius {'contained' if verdict.blast_radius_contained else 'NOT contained'}"
     )
     click.echo(
-        f"TTD {timing(measurement.ttd, settings.ttd_target)}  detected by "
-        f"{(measurement.detection_layer or '-').replace('_', ' ')}: {measurement.detection.how}"
+        safe_text(
+            f"TTD {timing(measurement.ttd, settings.ttd_target)}  detected by "
+            f"{(measurement.detection_layer or '-').replace('_', ' ')}: {measurement.detection.how}"
+        )
     )
-    click.echo(f"TTM {timing(measurement.ttm, settings.ttm_target)}  {measurement.mitigation.how}")
+    click.echo(safe_text(f"TTM {timing(measurement.ttm, settings.ttm_target)}  {measurement.mitigation.how}"))
     click.echo(f"TTR {timing(measurement.ttr, None)}  {measurement.recovery.how}")
     click.echo(f"team score {result.score.total:g}/100, grade {result.score.grade}\n")
     symbols = {"passed": "PASS", "failed": "FAIL", "not_applicable": "n/a "}
     for finding in result.score.findings:
-        click.echo(
-            f"  {symbols[finding.verdict.value]}  {finding.title} "
-            f"[{finding.points:g}/{finding.weight:g}] - {finding.summary}"
+        click.echo(  # summaries and evidence quote the team's marks: text, never terminal control
+            safe_text(
+                f"  {symbols[finding.verdict.value]}  {finding.title} "
+                f"[{finding.points:g}/{finding.weight:g}] - {finding.summary}"
+            )
         )
         for line in finding.evidence:
-            click.echo(f"          {line}")
+            click.echo(safe_text(f"          {line}"))
         if finding.action_item:
             click.echo(f"          action: {finding.action_item}")

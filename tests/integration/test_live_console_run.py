@@ -5,7 +5,8 @@ console exactly as a facilitator sees it. A responder then marks a note with
 square brackets (once parsed as rich markup: MarkupError, exit 1, no debrief,
 no report), a terminal escape and a libpq password. The run must carry on,
 show the note literally, keep the escape and the password off the screen and
-out of the journal, and end normally with its report.
+out of the journal, and end normally with its summary (which quotes the
+team's marks: escapes stripped there too) and its report.
 """
 
 from __future__ import annotations
@@ -126,6 +127,9 @@ def test_a_gameday_on_a_terminal_survives_a_note_with_brackets_escapes_and_a_pas
         assert terminal.wait_for_text(f"team: dave note {SHOWN}", timeout=30), (
             f"the note never appeared on the live console:\n{terminal.screen[-3000:]}"
         )
+        for mark in (("ic", "dave"), ("change", "restarted \x1b]0;pwned-by-change\x07the pool")):
+            marked = run_chaosrunner("mark", run_dir.name, *mark, "--by", "dave", env=env)
+            assert marked.returncode == 0, marked.stderr
         mitigated = run_chaosrunner("mark", run_dir.name, "mitigated", "--by", "dave", env=env)
         assert mitigated.returncode == 0, mitigated.stderr
     finally:
@@ -134,6 +138,8 @@ def test_a_gameday_on_a_terminal_survives_a_note_with_brackets_escapes_and_a_pas
     assert exit_code == 0, f"exit {exit_code}\n{stderr[-3000:]}"
     assert "Traceback" not in stderr and "MarkupError" not in stderr
     assert "\x1b]0;pwned" not in screen and "s3 cret" not in screen
+    # the summary printed after the console closed quotes the IC's change: text too
+    assert "IC dave changed: restarted the pool" in screen and "pwned-by-change" not in screen
     assert "s3 cret" not in (run_dir / "journal.jsonl").read_text()
     assert "report:" in screen  # the debrief and the report still ran after the console closed
     assert list((tmp_path / "reports").glob("*/report.html"))
