@@ -85,6 +85,7 @@ class BackgroundServer:
             server_header=False,
             limit_concurrency=32,
             timeout_keep_alive=5,
+            timeout_graceful_shutdown=2,  # a client holding a request open cannot hold up the run's end
             h11_max_incomplete_event_size=16 * 1024,  # bounded header reads
         )
         self._server = uvicorn.Server(config)
