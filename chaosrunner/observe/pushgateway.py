@@ -87,15 +87,18 @@ class ChaosWindowPublisher:
 
     def _loop(self) -> None:
         while True:
-            action = self._wake.get()
-            while action == "push" and not self._wake.empty():  # coalesce bursts
-                action = self._wake.get()
-            if action == "stop":
+            actions = {self._wake.get()}
+            while not self._wake.empty():  # coalesce bursts: one push shows the latest state
+                actions.add(self._wake.get())
+            # A delete supersedes pushes; a stop comes last, after the final state went out
+            # (a stop that swallowed the last push lost a fault's revert_failed state).
+            if actions & {"push", "delete"}:
+                try:
+                    self._delete() if "delete" in actions else self._push()
+                except Exception as exc:  # monitoring is best effort; the journal is the truth
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+            if "stop" in actions:
                 return
-            try:
-                self._delete() if action == "delete" else self._push()
-            except Exception as exc:  # monitoring is best effort; the journal is the truth
-                self.errors.append(f"{type(exc).__name__}: {exc}")
 
     def _grouping(self) -> dict[str, str]:
         return {"run": self.run_id}
