@@ -7,11 +7,30 @@ is to burn CPU and I/O. Each statement is re-issued the moment it ends, so the
 server sees N active statements until revert (which cancels them) or the
 holder's deadline.
 
-A scenario's query is SQL from a file, so it is fenced three ways: ``plan``
-EXPLAINs it with the extended protocol (one statement only) and refuses any
-plan that modifies data; the holder's sessions are read-only
-(``default_transaction_read_only``); and the holder sends it with the extended
-protocol too. Every session sets ``client_connection_check_interval`` (from
+A scenario's query is SQL from a file, and it runs in a loop, so it is fenced
+four ways:
+
+- ``plan`` EXPLAINs it with the extended protocol (one statement only) and
+  refuses any plan that modifies data;
+- ``plan`` asks the *database* which functions the query calls: it defines the
+  query as a temporary view inside a transaction it rolls back, and reads the
+  function ids in the view's stored parse tree (functions, aggregates, window
+  functions and the functions behind operators) with their volatility from
+  ``pg_proc``. Any volatile function is
+  refused - ``pg_terminate_backend``, ``pg_cancel_backend``, ``set_config``,
+  ``nextval``, ``dblink_exec``, ``lo_import`` … - except a few in pg_catalog
+  that only take time or make numbers up (``pg_sleep``, ``random``,
+  ``clock_timestamp`` …; ``HARMLESS_VOLATILE``). This is the server's own
+  resolution of names, overloads, operators and search_path, not matching on
+  the SQL text, so quoting or schema-qualifying a name does not get past it.
+  Where no temporary view can be made (a hot standby, no TEMP privilege) the
+  query cannot be checked and is refused: use the default pg_sleep statements;
+- the holder's sessions are read-only (``default_transaction_read_only``);
+- the holder sends it with the extended protocol too.
+
+A function someone *declared* stable or immutable although it signals or
+writes is trusted as declared: creating one takes privileges a scenario file
+does not have. Every session sets ``client_connection_check_interval`` (from
 PostgreSQL 14), so a statement notices within a second that its holder was
 killed instead of running to its end.
 """
@@ -37,6 +56,40 @@ log = logging.getLogger(__name__)
 
 SLEEP_STATEMENT = "SELECT pg_sleep(%s)"
 READ_ONLY_STARTS = ("select", "with", "values", "table")
+HARMLESS_VOLATILE = frozenset(
+    {
+        "pg_sleep",
+        "pg_sleep_for",
+        "pg_sleep_until",
+        "random",
+        "clock_timestamp",
+        "timeofday",
+        "gen_random_uuid",
+    }
+)
+"""Volatile pg_catalog functions a slow query may call: they take time or make numbers, nothing else."""
+GUARD_VIEW = "chaosrunner_query_guard"
+VOLATILE_CALLS = r"""
+    WITH tree AS (
+        SELECT ev_action::text AS nodes FROM pg_catalog.pg_rewrite
+        WHERE ev_class = 'pg_temp.chaosrunner_query_guard'::regclass
+    ), called AS (
+        SELECT m[2]::oid AS function
+        FROM tree, regexp_matches(tree.nodes, ':(funcid|opfuncid|aggfnoid|winfnoid) (\d+)', 'g') AS m
+        UNION
+        SELECT o.oprcode::oid
+        FROM tree, regexp_matches(tree.nodes, ':opno (\d+)', 'g') AS m
+        JOIN pg_catalog.pg_operator o ON o.oid = m[1]::oid
+    )
+    SELECT n.nspname, p.proname, p.oid::regprocedure::text
+    FROM called JOIN pg_catalog.pg_proc p ON p.oid = called.function
+    JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+    WHERE p.provolatile = 'v'
+    ORDER BY 3
+"""
+"""Volatile functions in the guard view's stored parse tree (the server's ``pg_node_tree``
+of the query it resolved: function, operator, aggregate and window function ids). The
+tree is read, not ``pg_depend``: dependencies on built-in functions are never recorded."""
 
 
 class SlowQueryParams(HoldParams):
@@ -50,7 +103,7 @@ class SlowQueryParams(HoldParams):
         min_length=1,
         max_length=10_000,
         description="a heavy read-only query to run instead of pg_sleep (one statement; plans that "
-        "modify data are refused)",
+        "modify data, and calls of volatile functions such as pg_terminate_backend, are refused)",
     )
 
 
@@ -97,6 +150,43 @@ def refuse_writing_query(fault: str, query: str, session: client.PgSession) -> N
         raise PlanRefused(f"fault {fault!r}: query does not plan: {exc}") from exc
     if _has_node(rows[0][0] if rows else [], "ModifyTable"):
         raise PlanRefused(f"fault {fault!r}: query modifies data; slow-queries only runs read-only queries")
+    refused = [
+        signature
+        for schema, name, signature in volatile_calls(fault, query, session)
+        if not (schema == "pg_catalog" and name in HARMLESS_VOLATILE)
+    ]
+    if refused:
+        raise PlanRefused(
+            f"fault {fault!r}: query calls volatile function(s) {', '.join(refused)}, which may signal "
+            "other sessions or change state; slow-queries runs only queries whose functions are "
+            f"immutable or stable (or {', '.join(sorted(HARMLESS_VOLATILE))})"
+        )
+
+
+def volatile_calls(fault: str, query: str, session: client.PgSession) -> list[tuple[str, str, str]]:
+    """(schema, name, signature) of every volatile function the query calls, as the server resolves it.
+
+    The query becomes a temporary view in a transaction that is always rolled
+    back: defining a view parses and resolves it (without running it) and
+    records what it depends on.
+    """
+    session.execute("BEGIN")
+    try:
+        session.execute("SET LOCAL statement_timeout = '10s'")
+        try:
+            # Wrapped, so a query with a void column (pg_sleep) still makes a view; the newline
+            # ends a trailing -- comment, so the closing parenthesis cannot be commented out.
+            session.query(
+                f"CREATE TEMP VIEW {GUARD_VIEW} AS SELECT 1 FROM (\n{query}\n) AS guard", single=True
+            )
+        except FaultError as exc:
+            raise PlanRefused(
+                f"fault {fault!r}: cannot check which functions the query calls (it is defined as a "
+                f"temporary view for that, which needs the TEMP privilege and a primary server): {exc}"
+            ) from exc
+        return [(str(a), str(b), str(c)) for a, b, c in session.query(VOLATILE_CALLS)]
+    finally:
+        session.execute("ROLLBACK")
 
 
 def _has_node(plan: Any, node_type: str) -> bool:
