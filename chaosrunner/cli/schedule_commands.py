@@ -118,8 +118,13 @@ def export_schedule(
     reports_claim: str | None,
     allow_approximation: bool,
 ) -> None:
-    """Write the schedule as CronJobs, a ServiceAccount with a least-privilege Role, and a ConfigMap."""
-    from chaosrunner.schedule.kubernetes_export import export, parse_version, to_yaml
+    """Write the schedule as CronJobs, a ServiceAccount with least-privilege Roles, a ConfigMap and a Secret.
+
+    Secrets the scenarios name by environment variable are read from this
+    environment into the Secret, so the file is written 0600. A secret
+    written into a scenario (a password in a URL) is refused.
+    """
+    from chaosrunner.schedule.kubernetes_export import export, parse_version, to_yaml, write_manifests
     from chaosrunner.schedule.loader import load_schedule
 
     result = export(
@@ -134,8 +139,7 @@ def export_schedule(
     if out is None:
         click.echo(text)
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "manifests.yaml").write_text(text)
+        write_manifests(out / "manifests.yaml", text)
         click.echo(f"wrote {len(result.manifests)} manifests to {out / 'manifests.yaml'}")
     for note in result.notes:
         click.echo(f"note: {note}", err=True)

@@ -235,10 +235,10 @@ class ScheduleDaemon:
         """Best effort, bounded by ``webhook_timeout``: no notification may stop the loop."""
         try:
             errors = notify(entry.webhooks, event, facts, timeout=self.webhook_timeout)
-        except Exception as error:  # notify reports failures; this guards its own bugs
-            errors = [f"{type(error).__name__} (not sent)"]
-        for error in errors:
-            self.log(f"{entry.name}: {event.value} webhook failed: {error}")
+        except Exception as unexpected:  # notify reports failures; this guards its own bugs
+            errors = [f"{type(unexpected).__name__} (not sent)"]
+        for failure in errors:
+            self.log(f"{entry.name}: {event.value} webhook failed: {failure}")
 
     def install_signal_handlers(self) -> None:
         """Outside runs, SIGTERM/SIGINT stop the loop; during a run the runner reverts first."""
