@@ -56,7 +56,8 @@ Listener = Callable[[JournalEvent], None]
 WRITE_AHEAD_EVENTS = frozenset({"run_started", "fault_injecting"})
 """Events that must be durable before the side effect they announce."""
 INJECT_WAIT_AFTER_ABORT = 30.0
-"""How long reverting waits for an inject still in flight before giving up on it."""
+"""How long reverting waits for injects still in flight (one deadline for all); one still
+running after that is journaled as ``fault_still_in_flight`` and fails the run."""
 
 
 def still_injected_detail(left: list[str]) -> str:
