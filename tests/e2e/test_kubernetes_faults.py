@@ -186,6 +186,23 @@ def _node(kube_api: KubeApi) -> str:
     return str(node["metadata"]["name"])
 
 
+def _refused_by_the_scheduler(pod: dict[str, Any]) -> bool:
+    """Pending because no node would take it - not merely not yet scheduled, or pulling an image.
+
+    "Pending" alone also covers a pod the scheduler has not looked at yet and one
+    bound to a node whose kubelet is still starting it, so it proves nothing about a cordon.
+    """
+    conditions = {condition["type"]: condition for condition in pod["status"].get("conditions", [])}
+    scheduled = conditions.get("PodScheduled", {})
+    return (
+        pod["status"]["phase"] == "Pending"
+        and not pod["spec"].get("nodeName")
+        and scheduled.get("status") == "False"
+        and scheduled.get("reason") == "Unschedulable"
+        and "unschedulable" in scheduled.get("message", "")  # "1 node(s) were unschedulable"
+    )
+
+
 def test_node_cordon_blocks_scheduling_until_reverted(
     kube_cluster: KubeCluster, kube_api: KubeApi, kube_namespace: str
 ) -> None:
@@ -199,9 +216,15 @@ def test_node_cordon_blocks_scheduling_until_reverted(
     try:
         assert kube_api.get("nodes", node)["spec"].get("unschedulable") is True
         kube_api.create("deployments", deployment("late", replicas=1), kube_namespace)
-        time.sleep(3)
-        (pending,) = kube_api.list("pods", kube_namespace, labels="app=late")
-        assert pending["status"]["phase"] == "Pending"
+        wait_for(
+            "the scheduler to refuse the new pod",
+            lambda: [
+                pod
+                for pod in kube_api.list("pods", kube_namespace, labels="app=late")
+                if _refused_by_the_scheduler(pod)
+            ],
+        )
+        assert len(kube_api.list("pods", kube_namespace, labels="app=late")) == 1
     finally:
         fault.revert(record)
     assert not kube_api.get("nodes", node)["spec"].get("unschedulable")
@@ -225,14 +248,19 @@ def test_node_drain_evicts_only_allowed_pods_and_revert_uncordons(
     try:
         killed = {outcome["name"] for outcome in record["outcomes"] if outcome["outcome"] == "killed"}
         assert set(_pod_names(before)) <= killed
-        wait_for(
-            "the replacements to wait for a node",
-            lambda: all(
-                pod["status"]["phase"] == "Pending"
+
+        def replacements_refused() -> list[dict[str, Any]] | None:
+            # An empty list must not pass: the Deployment's two replacements exist, and no node takes them.
+            pods = [
+                pod
                 for pod in kube_api.list("pods", kube_namespace, labels="app=web")
                 if not pod["metadata"].get("deletionTimestamp")
-            ),
-        )
+            ]
+            waiting = len(pods) == 2 and all(_refused_by_the_scheduler(pod) for pod in pods)
+            return pods if waiting else None
+
+        replacements = wait_for("the two replacements to find no node", replacements_refused)
+        assert not set(_pod_names(replacements)) & set(_pod_names(before))
     finally:
         fault.revert(record)
     assert len(wait_available(kube_api, kube_namespace, "web")) == 2
