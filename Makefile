@@ -9,7 +9,7 @@ PYTHON ?= python3
 PYTEST_ARGS ?=
 STAMP := .make
 
-.PHONY: install services browser services-stop cluster lint demo demo-down test test-unit test-integration test-e2e bench clean
+.PHONY: install services browser services-stop cluster lint demo demo-down test test-unit test-integration test-e2e soak bench clean
 
 # compat mode: a plain path entry instead of an import-hook finder, which cost
 # ~25 ms on every start-up (bench/startup.py).
@@ -63,9 +63,17 @@ test-e2e: install services cluster browser
 test: install services cluster browser lint
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
+# The integration tier SOAK_RUNS times while two CPU burners run; a table of
+# passes and failures per test at the end, exit 1 if anything failed once.
+SOAK_RUNS ?= 10
+SOAK_ARGS ?= -m integration
+soak: install services
+	SOAK_RUNS='$(SOAK_RUNS)' SOAK_ARGS='$(SOAK_ARGS)' $(PYTHON) scripts/soak.py
+
 bench: install services
 	$(PYTHON) bench/startup.py
 	$(PYTHON) bench/report_speed.py
+	$(PYTHON) bench/unit_timings.py
 	cd bench && $(PYTHON) abort_reaction.py
 	cd bench && $(PYTHON) fail_closed.py
 	cd bench && $(PYTHON) kill9_recover.py
