@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Test rig of real services for chaosrunner's integration tests.
 #
-#   scripts/services.sh start|stop|status|env [SERVICE...]
+#   scripts/services.sh start|stop|status|env|packages [SERVICE...]
+#   scripts/services.sh binary-state PID
 #
 # SERVICES: docker postgres pgbouncer prometheus alertmanager pushgateway
 # (none given = all). Everything listens on loopback only (dockerd on its unix
@@ -18,6 +19,8 @@ ALERT_WEBHOOK_PORT="${CHAOSRUNNER_ALERT_WEBHOOK_PORT:-19094}"
 DOCKER_SOCK="${CHAOSRUNNER_DOCKER_SOCK:-/var/run/docker.sock}"
 START_TIMEOUT="${CHAOSRUNNER_START_TIMEOUT:-60}"
 PG_BIN="${CHAOSRUNNER_PG_BIN:-/usr/lib/postgresql/15/bin}"
+# the binary a private instance runs (tests copy it to replace it under a running one)
+PUSHGATEWAY_BIN="${CHAOSRUNNER_PUSHGATEWAY_BIN:-/usr/bin/prometheus-pushgateway}"
 HOST=127.0.0.1
 
 ALL_SERVICES=(docker postgres pgbouncer pushgateway alertmanager prometheus)
@@ -27,7 +30,8 @@ die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
   cat >&2 <<EOF
-usage: $0 start|stop|status|env [SERVICE...]
+usage: $0 start|stop|status|env|packages [SERVICE...]
+       $0 binary-state PID     (current | replaced | gone)
 services: ${ALL_SERVICES[*]}
 EOF
   exit 2
@@ -150,20 +154,44 @@ install_pkgs() {
   esac
 }
 
-ensure_installed() {
-  local svc pkgs=() missing=0 policy=/usr/sbin/policy-rc.d backup=""
-  for svc in "$@"; do
-    if [[ ! -x $(install_check "$svc") ]]; then
-      # shellcheck disable=SC2207
-      pkgs+=($(install_pkgs "$svc"))
-      missing=1
-    fi
+# Every package any service needs, whichever services were asked for. `make demo`
+# starts four services and `make test` six: if each installed only its own, the
+# second apt-get would upgrade shared packages (postgresql-client-15 pulls
+# postgresql-15) under the server the first had started, and that server would
+# fail to load its libraries. So the first start installs everything, and later
+# starts find nothing missing and run no apt-get at all.
+needed_packages() {
+  local svc pkgs=()
+  command -v curl >/dev/null || pkgs+=(curl)
+  for svc in "${ALL_SERVICES[@]}"; do
+    # a service present without its package (installed by hand) needs none
+    # shellcheck disable=SC2207
+    [[ -x $(install_check "$svc") ]] || pkgs+=($(install_pkgs "$svc"))
   done
-  # tools the probes and docker need
-  command -v curl >/dev/null || { pkgs+=(curl); missing=1; }
-  [[ -x $PG_BIN/psql ]] || { pkgs+=(postgresql-client-15); missing=1; }
-  if [[ " $* " == *" docker "* ]] && ! command -v iptables >/dev/null; then pkgs+=(iptables); missing=1; fi
-  ((missing)) || return 0
+  [[ -x $PG_BIN/psql ]] || pkgs+=(postgresql-client-15)
+  command -v iptables >/dev/null || pkgs+=(iptables)
+  printf '%s\n' "${pkgs[@]}" | awk '!seen[$0]++'
+}
+
+# the packages every service needs, each listed once, installed or not (for `packages`)
+all_packages() {
+  local svc
+  for svc in "${ALL_SERVICES[@]}"; do install_pkgs "$svc" | tr ' ' '\n'; done | awk '!seen[$0]++'
+  echo curl
+}
+
+installed() { [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null) == ii* ]]; }
+
+missing_packages() {
+  local pkg
+  for pkg in $(needed_packages); do installed "$pkg" || echo "$pkg"; done
+}
+
+ensure_installed() {
+  local pkgs=() policy=/usr/sbin/policy-rc.d backup=""
+  # shellcheck disable=SC2207
+  pkgs=($(missing_packages))
+  ((${#pkgs[@]})) || return 0
   [[ $(id -u) == 0 ]] || die "need root to install: ${pkgs[*]}"
   log "installing: ${pkgs[*]}"
   # keep package scripts from starting the Debian default daemons
@@ -174,7 +202,8 @@ ensure_installed() {
   export DEBIAN_FRONTEND=noninteractive
   {
     apt-get -o DPkg::Lock::Timeout=300 update -qq &&
-      apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold "${pkgs[@]}"
+      apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends --no-upgrade \
+        -o Dpkg::Options::=--force-confold "${pkgs[@]}"
   } >"${TMPDIR:-/tmp}/chaosrunner-apt.log" 2>&1 || rc=$?
   rm -f "$policy"
   if [[ -n $backup ]]; then mv "$backup" "$policy"; fi
@@ -306,7 +335,7 @@ EOF
 
 start_pushgateway() {
   mkdir -p "$RIG/pushgateway"
-  launch pushgateway /usr/bin/prometheus-pushgateway \
+  launch pushgateway "$PUSHGATEWAY_BIN" \
     --web.listen-address="$HOST:$PUSHGATEWAY_PORT" \
     --web.enable-admin-api \
     --log.level=warn
@@ -405,9 +434,25 @@ stop_service() {
   rm -f "$(pidfile "$svc")"
 }
 
+# "replaced" when the file a running process was started from is gone or was
+# renamed over (a package upgrade): the kernel then shows "(deleted)" after
+# /proc/PID/exe. Such a process still runs the old code but loads the *new*
+# version's libraries and plug-ins from disk (PostgreSQL's plpgsql.so failed
+# with "undefined symbol"), so the rig restarts it. "gone": no such process.
+binary_state() {
+  local exe
+  exe="$(readlink "/proc/$1/exe" 2>/dev/null)" || { echo gone; return 0; }
+  if [[ $exe == *" (deleted)" ]]; then echo replaced; else echo current; fi
+}
+
 start_service() {
   local svc=$1 pid
   pid="$(our_pid "$svc")"
+  if [[ -n $pid && $(binary_state "$pid") == replaced ]]; then
+    log "restarting $svc (pid $pid): its binary was replaced on disk (an upgrade) since it started"
+    stop_service "$svc"
+    pid=""
+  fi
   if probe "$svc"; then
     [[ -n $pid ]] || log "$svc already answers on $(address "$svc") (not started by this rig); leaving it"
     return 0
@@ -430,6 +475,11 @@ start_service() {
 cmd="${1:-}"
 [[ -n $cmd ]] || usage
 shift
+if [[ $cmd == binary-state ]]; then
+  [[ ${1:-} =~ ^[0-9]+$ ]] || usage
+  binary_state "$1"
+  exit 0
+fi
 services=("$@")
 ((${#services[@]})) || services=("${ALL_SERVICES[@]}")
 for s in "${services[@]}"; do
@@ -447,7 +497,7 @@ done
 
 case "$cmd" in
   start)
-    ensure_installed "${ordered[@]}"
+    ensure_installed # every service's packages, not only these: see needed_packages
     for s in "${ordered[@]}"; do start_service "$s"; done
     ;;
   stop)
@@ -466,6 +516,11 @@ case "$cmd" in
       fi
     done
     exit "$rc"
+    ;;
+  packages)
+    # what `start` installs, whatever services it is given: every service's packages
+    echo "needed: $(all_packages | tr '\n' ' ' | sed 's/ $//')"
+    echo "missing: $(missing_packages | tr '\n' ' ' | sed 's/ $//')"
     ;;
   env)
     cat <<EOF
