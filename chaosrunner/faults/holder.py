@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosrunner.errors import FaultError
+from chaosrunner.private_files import open_private, private_dir
 from chaosrunner.signals import set_event_handler
 from chaosrunner.statedir import state_dir
 
@@ -84,9 +85,8 @@ def is_alive(record: HolderRecord) -> bool:
 
 
 def holder_log_dir() -> Path:
-    folder = state_dir() / "holders"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    """0700, like every state folder: a holder's log names its targets and errors."""
+    return private_dir(state_dir() / "holders")
 
 
 def spawn(
@@ -95,7 +95,7 @@ def spawn(
     """Start a holder running ``module.hold(spec, session)``; return once it is ready."""
     log_path = holder_log_dir() / f"{label}.log"
     payload = json.dumps({"module": module, "spec": spec, "deadline": deadline, "label": label})
-    with log_path.open("ab") as log:
+    with os.fdopen(open_private(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "chaosrunner.faults.holder", payload],
             stdin=subprocess.DEVNULL,
