@@ -226,6 +226,8 @@ def recover(
             click.echo(f"{outcome.run_id}: reverted {fault}")
         for fault, error in outcome.failed.items():
             click.echo(f"{outcome.run_id}: FAILED to revert {fault}: {error}", err=True)
+        if outcome.monitoring_error:
+            click.echo(f"{outcome.run_id}: {outcome.monitoring_error}", err=True)
     for report in sweeps:
         for verb, items in (
             ("stopped", report.stopped),

@@ -37,6 +37,8 @@ fault_inject_failed    fault, kind, error
 fault_reverting        fault, kind
 fault_reverted         fault, kind, attempts, by ("runner" or "recover")
 fault_revert_failed    fault, kind, error, attempts
+fault_still_in_flight  fault, kind, waited, revert_record - an inject that outlived
+                       the reverts; recover reverts it like a failed revert
 fault_outcome          fault, kind, targets [per-target aftermath, kind-specific:
                        for docker kill/stop/restart came_back, came_back_at,
                        came_back_by, seconds_down], error (when unreadable)
