@@ -499,6 +499,13 @@ case "$cmd" in
   start)
     ensure_installed # every service's packages, not only these: see needed_packages
     for s in "${ordered[@]}"; do start_service "$s"; done
+    # The install may have upgraded a service nobody asked for: a running one of ours
+    # whose binary was replaced gets the same restart (one not running stays down).
+    for s in "${ALL_SERVICES[@]}"; do
+      [[ " ${ordered[*]} " == *" $s "* ]] && continue
+      pid="$(our_pid "$s")"
+      if [[ -n $pid && $(binary_state "$pid") == replaced ]]; then start_service "$s"; fi
+    done
     ;;
   stop)
     for ((i = ${#ordered[@]} - 1; i >= 0; i--)); do stop_service "${ordered[i]}"; done

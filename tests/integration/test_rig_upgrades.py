@@ -144,3 +144,16 @@ def test_every_start_installs_the_packages_of_every_service() -> None:
         assert services("packages", *subset).stdout == everything.stdout, subset
     # the rig is up: nothing is missing, so a start runs no apt-get at all
     assert needed["missing"].split() == []
+
+
+def test_starting_other_services_also_restarts_a_replaced_one(
+    private_rig: dict[str, str], binary_copy: Path
+) -> None:
+    # The install a start runs may upgrade any service, not only the ones it was asked for.
+    # (`start docker` here finds the shared dockerd answering and leaves it alone.)
+    assert services("start", "pushgateway", env=private_rig).returncode == 0
+    first = rig_pid(private_rig)
+    replace_like_dpkg(binary_copy)
+    other = services("start", "docker", env=private_rig)
+    assert other.returncode == 0, other.stderr
+    assert "restarting pushgateway" in other.stderr and rig_pid(private_rig) != first
