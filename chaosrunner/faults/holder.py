@@ -231,7 +231,19 @@ class HolderSession:
         return max(0.0, self.deadline - time.time())
 
 
+def _log_redacted() -> None:
+    """A holder's log is read by people (spawn shows its tail in errors): no credentials in it."""
+    import logging
+
+    from chaosrunner.redaction import RedactingFilter
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
+
+
 def _main(payload: str) -> None:
+    _log_redacted()
     request = json.loads(payload)
     session = HolderSession(request["deadline"], request["label"])
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

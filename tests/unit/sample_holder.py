@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ def hold(spec: dict[str, Any], session: HolderSession) -> None:
     marker = Path(spec["marker"])
     if spec.get("fail"):
         raise SystemExit("cannot hold: asked to fail")
+    if spec.get("log"):
+        logging.getLogger("sample").warning("connecting with %s", spec["log"])
     marker.write_text("held")
     session.ready()
     try:

@@ -52,3 +52,17 @@ def test_a_symlink_planted_as_the_log_is_not_followed(tmp_path: Path) -> None:
             label="t-link",
         )
     assert victim.read_text() == "untouched"
+
+
+def test_a_holders_log_lines_carry_no_credentials(tmp_path: Path) -> None:
+    dsn = "host=db user=app password=hunter2 dbname=shop"
+    record = spawn(
+        "tests.unit.sample_holder",
+        {"marker": str(tmp_path / "m"), "log": dsn},
+        deadline=time.time() + 30,
+        label="t-redact",
+    )
+    stop(record)
+    log = Path(record.log).read_text()
+    assert "connecting with host=db user=app password=" in log
+    assert "hunter2" not in log

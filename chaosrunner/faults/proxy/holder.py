@@ -69,7 +69,6 @@ class HolderSpec(BaseModel):
 
 
 def hold(raw_spec: dict[str, Any], session: HolderSession) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s proxy %(levelname)s %(message)s")
     try:
         _hold(HolderSpec.model_validate(raw_spec), session)
     except FaultError as exc:

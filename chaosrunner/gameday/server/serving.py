@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from chaosrunner.errors import EnvironmentProblem, UsageError
+from chaosrunner.redaction import RedactingFilter
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
@@ -51,6 +52,7 @@ def _one_line_logs() -> None:
     """uvicorn's own warnings (a malformed request) as one line each on stderr, never a traceback."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_NoTraceback("responder endpoint: %(message)s"))
+    handler.addFilter(RedactingFilter())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "chaosrunner.server"):
         logger = logging.getLogger(name)
         logger.handlers = [handler]
