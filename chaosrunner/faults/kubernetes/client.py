@@ -322,8 +322,9 @@ class LiveKubeApi(KubeApi):
         stderr: list[str] = []
         try:
             session.run_forever(timeout=timeout)
-            stdout.append(session.read_stdout() or "")
-            stderr.append(session.read_stderr() or "")
+            # timeout=0: a read without one waits for data forever while the stream stays open.
+            stdout.append(session.read_stdout(timeout=0) or "")
+            stderr.append(session.read_stderr(timeout=0) or "")
             if session.is_open():
                 raise ExecTimedOut(
                     f"exec in {namespace}/{pod} [{container}] did not finish within {timeout:g}s"
