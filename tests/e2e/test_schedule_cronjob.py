@@ -1,7 +1,7 @@
 """Scheduled chaos as Kubernetes CronJobs, on the real test cluster.
 
-Export a schedule, apply the manifests (ConfigMap, ServiceAccount, Role,
-RoleBinding, CronJob) to the cluster built by scripts/kube-cluster.sh, start a
+Export a schedule, apply the manifests (ConfigMap, ServiceAccount, CronJob;
+no Role for a schedule without Kubernetes faults) to the cluster built by scripts/kube-cluster.sh, start a
 Job from the CronJob, and see chaosrunner run in a pod to completion. The pod
 image is built locally (no registry): the host's Python, the package source
 and the few libraries a run imports.
@@ -121,7 +121,7 @@ def test_a_cronjob_runs_chaosrunner_in_a_pod_to_completion(
         check=True,
         env={**os.environ},
     )
-    assert "wrote 5 manifests" in exported.stdout
+    assert "wrote 3 manifests" in exported.stdout  # ConfigMap, ServiceAccount, CronJob
     manifests = list(yaml.safe_load_all((tmp_path / "k8s" / "manifests.yaml").read_text()))
     cronjob = next(m for m in manifests if m["kind"] == "CronJob")
     assert cronjob["apiVersion"] == "batch/v1beta1"  # 1.20 has no batch/v1 CronJob
@@ -129,10 +129,7 @@ def test_a_cronjob_runs_chaosrunner_in_a_pod_to_completion(
         cronjob["spec"]["concurrencyPolicy"] == "Forbid" and cronjob["spec"]["startingDeadlineSeconds"] == 120
     )
     assert cronjob["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 35 * 60
-    role = next(m for m in manifests if m["kind"] == "Role")
-    assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}
-    ]  # no k8s faults
+    assert not [m for m in manifests if m["kind"] in ("Role", "ClusterRole", "Secret")]  # no k8s faults
 
     kubectl("apply", "-f", str(tmp_path / "k8s" / "manifests.yaml"))
     name = cronjob["metadata"]["name"]
