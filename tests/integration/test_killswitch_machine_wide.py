@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,13 +23,14 @@ import pytest
 import yaml
 
 from tests.support.cli import run_chaosrunner
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def process_state(pid: int) -> str:
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    return raw[raw.rindex(")") + 2 :].split()[0]
+from tests.support.paused_process import (
+    REPO,
+    as_nobody,
+    process_state,
+    sleeping_victim,
+    start_run_until_injected,
+    write_pause_scenario,
+)
 
 
 @pytest.fixture
@@ -45,12 +44,7 @@ def switch_dir() -> Iterator[Path]:
 
 @pytest.fixture
 def victim(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    process = subprocess.Popen(["sleep", "300"])
-    pid_file = tmp_path / "victim.pid"
-    pid_file.write_text(str(process.pid))
-    yield process, pid_file
-    process.kill()
-    process.wait()
+    yield from sleeping_victim(tmp_path)
 
 
 def home_env(home: Path, switch_dir: Path) -> dict[str, str]:
@@ -61,41 +55,8 @@ def home_env(home: Path, switch_dir: Path) -> dict[str, str]:
 
 
 def start_pausing_run(tmp_path: Path, pid_file: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    scenario = tmp_path / "pause.yaml"
-    scenario.write_text(
-        yaml.safe_dump(
-            {
-                "metadata": {
-                    "title": "kill switch",
-                    "owner": "tests",
-                    "expected_severity": "P3",
-                    "hypothesis": "h",
-                },
-                "faults": [
-                    {
-                        "name": "pause",
-                        "kind": "process.pause",
-                        "selector": {"pid_file": str(pid_file)},
-                        "duration": "5m",
-                    }
-                ],
-                "gameday": {"check_interval": "200ms"},
-            }
-        )
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chaosrunner", "run", "--plain", str(scenario)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if "injected pause" in line:
-            return process
-    process.wait(timeout=30)
-    raise AssertionError(f"the run never injected its fault (exit {process.returncode})")
+    scenario = write_pause_scenario(tmp_path / "pause.yaml", pid_file, "kill switch", check_interval="200ms")
+    return start_run_until_injected(scenario, env)
 
 
 def journal_of(home: Path) -> list[dict]:
@@ -132,17 +93,6 @@ def test_abort_all_from_another_home_stops_the_run_and_reverts(
     released = run_chaosrunner("abort", "--release", env=operator_env)
     assert released.returncode == 0 and released.stdout.strip() == "kill switch released"
     assert not (switch_dir / "kill-switch.json").exists()
-
-
-def as_nobody(*command: str) -> list[str]:
-    nobody = pwd.getpwnam("nobody")
-    return [
-        "setpriv",
-        f"--reuid={nobody.pw_uid}",
-        f"--regid={nobody.pw_gid}",
-        "--clear-groups",
-        *command,
-    ]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")

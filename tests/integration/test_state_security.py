@@ -12,11 +12,9 @@ A real `chaosrunner run` pauses a real process and is killed with -9. Then:
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,20 +25,16 @@ import yaml
 
 from chaosrunner.engine.rundir import lock_holders
 from tests.support.cli import run_chaosrunner
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paused_process import (
+    REPO,
+    as_nobody,
+    process_state,
+    sleeping_victim,
+    start_run_until_injected,
+    write_pause_scenario,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user (nobody)")
-
-
-def process_state(pid: int) -> str:
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    return raw[raw.rindex(")") + 2 :].split()[0]
-
-
-def as_nobody(*command: str) -> list[str]:
-    nobody = pwd.getpwnam("nobody")
-    return ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups", *command]
 
 
 def mode(path: Path) -> str:
@@ -58,51 +52,17 @@ def state() -> Iterator[Path]:
 
 @pytest.fixture
 def victim(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    process = subprocess.Popen(["sleep", "300"])
-    pid_file = tmp_path / "victim.pid"
-    pid_file.write_text(str(process.pid))
-    yield process, pid_file
-    os.kill(process.pid, 18)  # SIGCONT, should a failed test leave it paused
-    process.kill()
-    process.wait()
+    yield from sleeping_victim(tmp_path)
 
 
 @pytest.fixture
 def dead_run(tmp_path: Path, state: Path, victim: tuple[subprocess.Popen[bytes], Path]) -> Path:
     """The folder of a run killed with -9 while its process.pause was in place."""
     sleeper, pid_file = victim
-    scenario = tmp_path / "pause.yaml"
-    scenario.write_text(
-        yaml.safe_dump(
-            {
-                "metadata": {
-                    "title": "state",
-                    "owner": "tests",
-                    "expected_severity": "P3",
-                    "hypothesis": "h",
-                },
-                "faults": [
-                    {
-                        "name": "pause",
-                        "kind": "process.pause",
-                        "selector": {"pid_file": str(pid_file)},
-                        "duration": "5m",
-                    }
-                ],
-            }
-        )
+    scenario = write_pause_scenario(tmp_path / "pause.yaml", pid_file, "state")
+    run = start_run_until_injected(
+        scenario, {**os.environ, "PYTHONPATH": str(REPO)}, "--state-dir", str(state)
     )
-    run = subprocess.Popen(
-        [sys.executable, "-m", "chaosrunner", "--state-dir", str(state), "run", "--plain", str(scenario)],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert run.stdout is not None
-    for line in run.stdout:
-        if "injected pause" in line:
-            break
     run.kill()
     run.wait()
     assert process_state(sleeper.pid) == "T", "the run never paused its victim"
