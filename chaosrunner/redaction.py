@@ -62,6 +62,7 @@ _WEBHOOK_PATH = re.compile(
     r"(?P<secret>[^\s\"'<>?#]+)",
     re.IGNORECASE,
 )
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PATTERNS = (_WEBHOOK_PATH, _URL_USERINFO, _AUTHORIZATION, _BEARER, _KEY_VALUE)
 
 
@@ -98,17 +99,24 @@ def _redact_value(value: Any) -> Any:
 
 
 def redact_url(url: str) -> str:
-    """Where a request went, for a log line: scheme and host only; path and query may be credentials."""
+    """Where a request went, for a log line: scheme, host and port only.
+
+    The path and query may be credentials (a Slack webhook's path is its
+    token), and so may the userinfo; control characters are dropped, so a
+    crafted URL cannot write to the terminal either.
+    """
     try:
         parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
+        host, port = parts.hostname, parts.port
     except ValueError:
         return REDACTED
     if not parts.scheme or not host:
         return REDACTED
-    rest = "/" + REDACTED if (parts.path not in ("", "/") or parts.query or parts.fragment) else ""
-    return f"{parts.scheme}://{host}{port}{rest}"
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment
+    return _CONTROL.sub("?", f"{parts.scheme}://{netloc}" + (f"/{REDACTED}" if hidden else ""))
 
 
 class RedactingFilter(logging.Filter):

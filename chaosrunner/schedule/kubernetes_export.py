@@ -44,11 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from chaosrunner.errors import UsageError
+from chaosrunner.redaction import redact_url
 from chaosrunner.schedule.export_secrets import env_names, refuse_literal_secrets
 from chaosrunner.schedule.kubernetes_rbac import Grants, grants, rules_for
 from chaosrunner.schedule.loader import LoadedSchedule
 from chaosrunner.schedule.models import Window
-from chaosrunner.schedule.notify import redact_url
 
 MANAGED = {"app.kubernetes.io/managed-by": "chaosrunner", "app.kubernetes.io/part-of": "chaosrunner-schedule"}
 SCENARIO_DIR = "/etc/chaosrunner/scenarios"

@@ -15,7 +15,7 @@ follow from that:
   each read, not the request). Notifications are sent before a run starts
   and after it ended - never between inject and revert.
 - A webhook URL is a credential (a Slack webhook's token is its path), so a
-  failure names only ``scheme://host:port/<redacted>``, and the error text is
+  failure names only ``scheme://host:port/[redacted]`` (``redaction.redact_url``), and the error text is
   scrubbed of the URL's path and query.
 """
 
@@ -31,6 +31,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from chaosrunner.redaction import REDACTED, redact_url
 from chaosrunner.schedule.models import Webhook, WebhookEvent, WebhookFormat
 
 ICONS = {
@@ -38,7 +39,6 @@ ICONS = {
     WebhookEvent.ABORT: ":rotating_light:",
     WebhookEvent.FINISH: ":white_check_mark:",
 }
-REDACTED_PATH = "/<redacted>"
 MAX_ERROR_TEXT = 200
 """A failing server chooses its reason phrase: keep what we log short."""
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -61,22 +61,6 @@ def body(hook: Webhook, event: WebhookEvent, facts: Mapping[str, Any]) -> dict[s
     if facts.get("detail"):
         text += f"\n> {facts['detail']}"
     return {"text": text}
-
-
-def redact_url(url: str) -> str:
-    """``scheme://host:port/<redacted>``: where a hook points, without userinfo, path or query."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return "<an unparsable URL>"
-    if not parts.scheme or not host:
-        return "<an unparsable URL>"
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None:
-        netloc += f":{port}"
-    hidden = parts.path not in ("", "/") or parts.query or parts.fragment
-    return _UNPRINTABLE.sub("?", f"{parts.scheme}://{netloc}{REDACTED_PATH if hidden else ''}")
 
 
 def describe_failure(error: BaseException, url: str) -> str:
@@ -104,7 +88,7 @@ def _scrub(text: str, url: str) -> str | None:
     # Longest first, in the spellings an error message may use (repr, percent-quoted).
     for piece in sorted((p for p in secret if len(p) > 1), key=len, reverse=True):
         for spelling in (piece, repr(piece)[1:-1], urllib.parse.quote(piece, safe="/")):
-            text = text.replace(spelling, REDACTED_PATH)
+            text = text.replace(spelling, f"/{REDACTED}")
     tail = "/".join((parts.path, parts.query, parts.fragment, username, password))
     if any(piece in text for piece in _SECRET_PIECE.findall(tail)):
         return None

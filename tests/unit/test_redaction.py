@@ -95,6 +95,10 @@ def test_fields_are_redacted_deeply_except_the_ones_kept() -> None:
         ("http://user:pw@127.0.0.1:8080/hook?token=x", f"http://127.0.0.1:8080/{R}"),
         ("https://example.org", "https://example.org"),
         ("not a url", R),
+        ("http://[::1]:9/a", f"http://[::1]:9/{R}"),
+        ("http://[::1/broken", R),
+        ("https://hooks.example/\x1b]0;x\x07", f"https://hooks.example/{R}"),
+        ("https://hooks.exa\x1bmple/", "https://hooks.exa?mple"),
     ],
 )
 def test_a_url_for_a_log_line_keeps_only_scheme_and_host(url: str, shown: str) -> None:

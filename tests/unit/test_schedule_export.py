@@ -169,14 +169,14 @@ def test_webhooks_and_the_pushgateway_are_never_dropped_silently(tmp_path: Path)
         "webhooks": [{"url": f"https://hooks.slack.com/services/T0CHAOS/B0HOOKS/{TOKEN}", "format": "slack"}]
     }
     refused, _ = export(tmp_path, scenario(), defaults=hooks, pushgateway="http://pushgateway:9091")
-    assert refused.returncode == 2 and "webhooks (https://hooks.slack.com/<redacted>)" in refused.stderr
+    assert refused.returncode == 2 and "webhooks (https://hooks.slack.com/[redacted])" in refused.stderr
     assert "--allow-approximation" in refused.stderr and TOKEN not in refused.stderr
 
     done, _ = export(
         tmp_path, scenario(), "--allow-approximation", defaults=hooks, pushgateway="http://pushgateway:9091"
     )
     assert done.returncode == 0, done.stderr
-    assert "entry 'e': dropped webhooks (https://hooks.slack.com/<redacted>)" in done.stderr
+    assert "entry 'e': dropped webhooks (https://hooks.slack.com/[redacted])" in done.stderr
     assert "the schedule: dropped pushgateway (http://pushgateway:9091)" in done.stderr
     assert TOKEN not in done.stderr and TOKEN not in (tmp_path / "k8s" / "manifests.yaml").read_text()
 

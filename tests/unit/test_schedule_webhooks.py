@@ -20,7 +20,7 @@ import pytest
 from chaosrunner.schedule.daemon import RunOutcome, ScheduleDaemon
 from chaosrunner.schedule.loader import load_schedule
 from chaosrunner.schedule.models import Webhook, WebhookEvent
-from chaosrunner.schedule.notify import describe_failure, notify, redact_url
+from chaosrunner.schedule.notify import describe_failure, notify
 from tests.unit.test_schedule import MONDAY, FakeClock, FakeExecutor, drive, write
 
 pytestmark = pytest.mark.unit
@@ -106,7 +106,7 @@ def test_no_webhook_failure_stops_the_daemon_and_no_token_is_logged(
     failures = [line for line in lines if "webhook failed" in line]
     # r1 aborted: start, abort and finish; r2: start and finish - five hooks each time.
     assert len(failures) == 5 * 5, lines
-    assert all("/<redacted>" in line or "unparsable" in line for line in failures), failures
+    assert all("/[redacted]" in line or "[redacted]:" in line for line in failures), failures
     assert any("no answer within 1s" in line for line in failures), failures
     assert any("BadStatusLine" in line for line in failures), failures
     log = "\n".join(lines)
@@ -118,7 +118,7 @@ def test_notify_returns_within_its_timeout_while_a_server_hangs(servers: dict[st
     started = time.monotonic()
     errors = notify([hook], WebhookEvent.FINISH, {"entry": "e"}, timeout=1.0)
     assert time.monotonic() - started < 10  # generous: the claim is "bounded", not "fast"
-    assert errors == [f"http://127.0.0.1:{servers['hang'].port}/<redacted>: no answer within 1s"]
+    assert errors == [f"http://127.0.0.1:{servers['hang'].port}/[redacted]: no answer within 1s"]
 
 
 def test_a_hook_that_works_reports_no_error() -> None:
@@ -140,20 +140,6 @@ def test_a_hook_that_works_reports_no_error() -> None:
         assert notify([Webhook(url=url)], WebhookEvent.START, {}, timeout=5.0) == []
     finally:
         server.shutdown()
-
-
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        (f"https://hooks.example{SLACK_PATH}", "https://hooks.example/<redacted>"),
-        (f"http://user:{TOKEN}@10.0.0.1:8080/x?token={TOKEN}", "http://10.0.0.1:8080/<redacted>"),
-        ("http://[::1]:9/a", "http://[::1]:9/<redacted>"),
-        ("https://hooks.example", "https://hooks.example"),
-        ("http://[::1/broken", "<an unparsable URL>"),
-    ],
-)
-def test_redact_url_keeps_scheme_and_host_only(url: str, shown: str) -> None:
-    assert redact_url(url) == shown
 
 
 def test_an_error_that_quotes_the_path_is_scrubbed() -> None:
