@@ -3,7 +3,7 @@ and the Roles sit in the namespaces the faults touch.
 
 The command runs as a user runs it (a new process); the manifests are read
 back as YAML. Applying them to a real cluster is the e2e test's job
-(tests/e2e/test_schedule_rbac.py).
+(tests/e2e/test_schedule_rbac_on_cluster.py).
 """
 
 from __future__ import annotations
