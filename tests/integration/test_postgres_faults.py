@@ -195,6 +195,9 @@ def test_server_exhaustion_leaves_ordinary_roles_no_slot(
     try:
         with pytest.raises(psycopg.OperationalError, match=r"connection slots are reserved|too many clients"):
             psycopg.connect(postgres_dsn, user=app_role, connect_timeout=3).close()
+        # The holder re-takes freed slots every 20 ms and connects as the DSN's user, a superuser
+        # here: give it fifty chances to take the superuser-reserved slots, which it must not.
+        time.sleep(1.0)
         with psycopg.connect(postgres_superuser_dsn) as conn:  # superusers keep their reserved slots
             free = conn.execute(
                 "SELECT current_setting('max_connections')::int"

@@ -303,8 +303,9 @@ def _fill_pool(spec: dict[str, Any], session: HolderSession, held: list[client.P
 RETAKE_INTERVAL = 0.02
 """Seconds between attempts on a freed slot. An application reconnects within
 milliseconds of retiring a connection, and pg_stat_activity lags behind the
-server's own count, so the holder does not ask whether a slot is free: it
-tries to connect (a refused attempt costs the server a few milliseconds)."""
+server's own count, so in role mode the holder does not ask whether a slot is
+free: it tries to connect (a refused attempt costs the server a few
+milliseconds). Server mode counts first: see ``_keep_exhausted``."""
 
 OURS_ALIVE = (
     "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND backend_type = 'client backend'"
@@ -327,7 +328,11 @@ def _keep_exhausted(spec: dict[str, Any], session: HolderSession, held: list[cli
                 return  # someone terminated our connections: the team mitigated, the leak stops
             if len(held) >= ceiling:
                 continue
-            if leave_free:  # leave room on purpose: only take what the count says is beyond it
+            # Count first when leaving room on purpose, and always in server mode: there we
+            # connect as the DSN's user, often a superuser, whom the server lets into the
+            # slots it reserves for superusers - the slots the team needs to get in and
+            # terminate the hogs. (In role mode the server guards those slots itself.)
+            if leave_free or not role:
                 free = _one_int(control, SERVER_FREE_SLOTS) - leave_free
                 if role:
                     free = min(free, _one_int(control, ROLE_FREE_SLOTS, (role,)) - leave_free)
