@@ -106,8 +106,15 @@ def _post(hook: Webhook, event: WebhookEvent, facts: Mapping[str, Any], timeout:
         )
         urllib.request.urlopen(request, timeout=timeout).close()
     except Exception as error:  # every failure is a failed notification, see the docstring
+        if _timed_out(error):  # the socket's timeout and notify's deadline say the same thing
+            return f"no answer within {timeout:g}s"
         return describe_failure(error, hook.url)
     return None
+
+
+def _timed_out(error: BaseException) -> bool:
+    reason = error.reason if isinstance(error, urllib.error.URLError) else error
+    return isinstance(reason, TimeoutError)
 
 
 def notify(
