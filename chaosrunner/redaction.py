@@ -38,14 +38,23 @@ from typing import Any
 REDACTED = "[redacted]"
 
 # scheme://[user]:password@ - the password runs to the last "@" before the path, so an
-# unescaped "@" inside it ("p@ss") is hidden too.
+# unescaped "@" inside it ("p@ss") is hidden too. The scheme is bounded and starts a token,
+# for the same reason as _SECRET_KEY below: linear time on any text.
 _URL_USERINFO = re.compile(
-    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"'<>]*:)(?P<secret>[^\s\"'<>/]+)(?=@)"
+    r"(?P<head>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,31}://[^/\s:@\"'<>]*:)(?P<secret>[^\s\"'<>/]+)(?=@)"
 )
-_SECRET_KEY = r"(?:[a-z0-9]+[_-])*(?:password|passwd|token|secret|api[_-]?key|apikey|private[_-]?key)"
-# key=value: a libpq DSN (values may be quoted, with \' escapes) or a URL query parameter.
+# A key starts a token (nothing word-like before it) and has a bounded prefix: an unbounded
+# ``(?:[a-z0-9]+[_-])*`` tried at every boundary of "x-x-x-..." took seconds per KiB while
+# holding the GIL, freezing the runner's abort and revert threads. "PGPASSWORD", "db_password",
+# "X-Api-Key" and "client-secret" are all keys.
+_SECRET_KEY = (
+    r"(?<![a-z0-9_-])(?:[a-z0-9]{1,32}[_-]){0,4}[a-z]{0,8}"
+    r"(?:password|passwd|token|secret|api[_-]?key|apikey|private[_-]?key)"
+)
+# key=value or key: value: a libpq DSN (values may be quoted, with \' escapes), a URL query
+# parameter, an environment assignment, a header, a YAML or JSON field ("password": "x").
 _KEY_VALUE = re.compile(
-    rf"(?P<head>\b{_SECRET_KEY}\s*=\s*)"
+    rf"(?P<head>{_SECRET_KEY}[\"']?\s*[:=]\s*)"
     r"(?P<secret>'(?:[^'\\]|\\.)*'?|\\\".*?\\\"|\"[^\"]*\"?|&#39;.*?&#39;|&#x27;.*?&#x27;|&quot;.*?&quot;|[^\s&'\"<>]+)",
     re.IGNORECASE,
 )

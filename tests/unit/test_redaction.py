@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 
 import pytest
 
@@ -119,3 +120,32 @@ def test_a_log_handler_with_the_filter_writes_no_credentials() -> None:
     finally:
         logger.removeHandler(handler)
     assert stream.getvalue() == f"webhook https://hooks.slack.com/{R} failed: password={R}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("PGPASSWORD=hunter2 psql -h db", "hunter2"),
+        ('{"password": "hunter2"}', "hunter2"),
+        ("password: hunter2", "hunter2"),
+        ("X-Api-Key: abcd1234efgh", "abcd1234efgh"),
+        ("client-secret=zzz999", "zzz999"),
+    ],
+)
+def test_environment_header_yaml_and_json_shapes_are_redacted(text: str, hidden: str) -> None:
+    assert hidden not in redact_text(text) and R in redact_text(text)
+
+
+@pytest.mark.parametrize("text", ["the token expired", "tokenizer ran", "password reset link sent"])
+def test_prose_about_secrets_is_left_alone(text: str) -> None:
+    assert redact_text(text) == text
+
+
+@pytest.mark.parametrize("unit", ["x-", "a:", "x://", "password=", "https://u:p@"])
+def test_redaction_takes_linear_time_on_adversarial_text(unit: str) -> None:
+    # A responder's 64 KiB note is redacted on the journal's write path while the runner's
+    # abort and revert threads wait for the GIL: quadratic patterns took minutes here.
+    text = unit * (64 * 1024 // len(unit))
+    started = time.perf_counter()
+    redact_text(text)
+    assert time.perf_counter() - started < 5.0  # generous: linear is ~0.1 s, quadratic was minutes
