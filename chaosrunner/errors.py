@@ -41,8 +41,10 @@ class ChaosrunnerError(Exception):
     exit_code = 1
 
     def show(self) -> str:
-        """The text a person reads on stderr."""
-        return f"error: {self}"
+        """The text a person reads on stderr (credentials a library put in a message scrubbed)."""
+        from chaosrunner.redaction import redact_text
+
+        return f"error: {redact_text(str(self))}"
 
 
 class UserError(ChaosrunnerError):

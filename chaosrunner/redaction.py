@@ -68,7 +68,7 @@ _WEBHOOK_PATH = re.compile(
     r"(?P<head>\bhooks\.slack(?:-gov)?\.com/"
     r"|\b(?:discord(?:app)?\.com/api/webhooks|webhook\.office\.com/webhookb2)/"
     r"|://[^/\s\"'<>]+(?:/[^/\s\"'<>?#]+)*?/hooks/)"
-    r"(?P<secret>[^\s\"'<>?#]+)",
+    r"(?P<secret>[^\s\"'<>?#(),;]+)",  # not the ")" or ";" of the sentence around the URL
     re.IGNORECASE,
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

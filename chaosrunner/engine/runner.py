@@ -50,6 +50,7 @@ from chaosrunner.errors import (
 )
 from chaosrunner.faults.holder import process_start_ticks
 from chaosrunner.observe.metrics import MetricsSource
+from chaosrunner.redaction import redact_text
 from chaosrunner.scenario.models import Mode, Scenario
 
 Listener = Callable[[JournalEvent], None]
@@ -225,7 +226,7 @@ class Runner:
         return RunResult(
             self.run_dir.run_id,
             status,
-            detail,
+            redact_text(detail),  # printed, logged and posted to webhooks: like the journal's copy
             EXIT_CODES[status],
             self.run_dir.journal_path,
             self._signal_name,

@@ -25,6 +25,7 @@ line): a holder reads them from the environment it inherits.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -154,7 +155,8 @@ def stop(record: HolderRecord, timeout: float = 10.0, kill_wait: float = KILL_WA
     request_stop(record)
     if _wait_gone(record, timeout):
         return
-    os.kill(record.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # it exited right at the deadline
+        os.kill(record.pid, signal.SIGKILL)
     if not _wait_gone(record, kill_wait):
         raise FaultError(
             f"holder {record.label} (pid {record.pid}) is still running {timeout + kill_wait:g}s after "

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosrunner.errors import Problem, ScenarioError
+from chaosrunner.redaction import redact_text
 from chaosrunner.scenario.document import read_source
 from chaosrunner.scenario.models import Scenario
 from chaosrunner.scenario.problems import format_path
@@ -41,7 +42,7 @@ def literal_secret(value: str) -> str | None:
     if BEARER.search(value):
         return "a Bearer token"
     if "://" not in value:
-        return None
+        return _shaped_like_a_credential(value)
     try:
         parts = urllib.parse.urlsplit(value.strip())
         has_userinfo = parts.username is not None or parts.password is not None
@@ -57,7 +58,12 @@ def literal_secret(value: str) -> str | None:
         return "a webhook token in the URL's path"
     if DISCORD_STYLE_PATH.search(parts.path):
         return "a webhook token in the URL's path"
-    return None
+    return _shaped_like_a_credential(value)
+
+
+def _shaped_like_a_credential(value: str) -> str | None:
+    """Anything the log redaction would hide (a Mattermost /hooks/ path, a Teams webhook, ...)."""
+    return "a credential (by its shape)" if redact_text(value) != value else None
 
 
 def _strings(data: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
