@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("gameday_commands", "TTD, TTM, TTR and the team's score for a run."),
     "report": ("report_commands", "Write a run's debrief report (HTML, Markdown, JSON)."),
     "history": ("report_commands", "TTD, TTM and score across runs of a scenario."),
+    "serve": ("serve_commands", "Browse past runs and their reports in the console."),
     "demo": ("demo_commands", "Play a whole gameday on the embedded sandbox."),
     "schedule": ("schedule_commands", "Scheduled chaos: daemon, next runs, CronJob export."),
 }
