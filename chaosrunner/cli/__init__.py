@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "toxic": ("run_commands", "List a live run's fault proxies, or switch a toxic on or off."),
     "mark": ("gameday_commands", "Record what the team did during a gameday."),
     "score": ("gameday_commands", "TTD, TTM, TTR and the team's score for a run."),
+    "go": ("gameday_commands", "Go or no-go for a gameday waiting on its run sheet."),
     "report": ("report_commands", "Write a run's debrief report (HTML, Markdown, JSON)."),
     "history": ("report_commands", "TTD, TTM and score across runs of a scenario."),
     "serve": ("serve_commands", "Browse past runs and their reports in the console."),
