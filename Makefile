@@ -78,6 +78,7 @@ bench: install services
 	cd bench && $(PYTHON) fail_closed.py
 	cd bench && $(PYTHON) kill9_recover.py
 	cd bench && $(PYTHON) measurement_error.py
+	$(MAKE) browser && cd bench && $(PYTHON) console_load.py
 	$(MAKE) cluster
 	eval "$$(scripts/kube-cluster.sh env)" && $(PYTHON) bench/k8s_pod_kill.py
 
