@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from chaosrunner.durations import format_duration
 from chaosrunner.faults.base import BlastRadiusMode
-from chaosrunner.scenario.models import Mode, Scenario, Severity
+from chaosrunner.scenario.models import Mode, RunSheet, Scenario, Severity
 
 DEFAULT_UPDATE_CADENCE = {
     Severity.P1: timedelta(minutes=15),
@@ -64,6 +64,7 @@ class OfflinePlan(BaseModel):
     steady_state: list[dict[str, Any]]
     detection: dict[str, list[str]]
     mitigation: dict[str, Any] | None
+    run_sheet: dict[str, Any] | None = None  # None: the scenario has none
     checks: list[SafetyCheck]
 
     @property
@@ -125,6 +126,7 @@ def plan_offline(
         steady_state=[check.model_dump(mode="json") for check in scenario.steady_state],
         detection=scenario.detection.model_dump(mode="json"),
         mitigation=scenario.mitigation.model_dump(mode="json") if scenario.mitigation else None,
+        run_sheet=(scenario.run_sheet.model_dump(mode="json") if scenario.run_sheet != RunSheet() else None),
         checks=offline_checks(scenario, allow_production=allow_production, mode=mode),
     )
 
@@ -204,6 +206,8 @@ def offline_checks(
             f"PostgreSQL DSN read from ${dsn_env} at connect time, never stored",
         )
 
+    run_sheet_check(scenario, mode or scenario.gameday.mode, add)
+
     if (mode or scenario.gameday.mode) is Mode.GAMEDAY:
         if scenario.mitigation is None:
             add(
@@ -218,3 +222,32 @@ def offline_checks(
                 "no detection alerts: only a `detected` mark measures TTD",
             )
     return checks
+
+
+def run_sheet_check(scenario: Scenario, mode: Mode, add: Any) -> None:
+    """What the run sheet will do: the go/no-go wait and the injects, or that it is ignored."""
+    sheet = scenario.run_sheet
+    if sheet == RunSheet():
+        return
+    if mode is not Mode.GAMEDAY:
+        add(
+            "run sheet",
+            CheckStatus.WARN,
+            "ignored in automated mode: no go/no-go wait, no injects (run in gameday mode to use it)",
+        )
+        return
+    parts = [
+        (
+            f"waits for go/no-go after preflight (aborted if none within {format_duration(sheet.go_timeout)})"
+            if sheet.go_no_go
+            else "no go/no-go wait"
+        ),
+        f"{len(sheet.prerequisites)} prerequisite(s)",
+    ]
+    parts += [
+        f"inject {inject.name} at t0+{format_duration(inject.at)}"
+        + (f" unless {inject.unless}" if inject.unless else "")
+        + f" to {inject.audience}"
+        for inject in sorted(sheet.injects, key=lambda inject: inject.at)
+    ]
+    add("run sheet", CheckStatus.OK, "; ".join(parts))

@@ -7,7 +7,8 @@ mistake at once:
    (its params and selector validated by the kind's own models) and each
    ``use: NAME`` abort condition expanded from the library;
 2. *validate* the document against ``Scenario``;
-3. *check* rules that span fields (unique names, faults that outlive the run).
+3. *check* rules that span fields (unique names, faults that outlive the run,
+   run-sheet injects that could never fire).
 
 Anything wrong raises ``ScenarioError`` (exit code 2); nothing else escapes.
 """
@@ -24,7 +25,7 @@ from chaosrunner.faults.base import BlastRadiusMode
 from chaosrunner.faults.registry import registry
 from chaosrunner.scenario.document import read_model, read_source
 from chaosrunner.scenario.library import ConditionLibrary, UnresolvedReference, placeholders
-from chaosrunner.scenario.models import ConditionReference, LibraryCondition, Mode, Scenario
+from chaosrunner.scenario.models import MARK_NAMES, ConditionReference, LibraryCondition, Mode, Scenario
 from chaosrunner.scenario.problems import ProblemList, did_you_mean
 from chaosrunner.scenario.yaml_source import Path as DataPath
 
@@ -198,12 +199,36 @@ def _check_scenario(scenario: Scenario, problems: ProblemList) -> None:
                 ("faults", index, "blast_radius", "mode"),
                 "a random (Chaos Monkey) selector picks exactly one victim: use mode one",
             )
+    _check_run_sheet(scenario, problems)
     if settings.check_interval.total_seconds() < 0.1:
         problems.add(("gameday", "check_interval"), "must be at least 100ms")
     if (
         scenario.abort_conditions or scenario.steady_state or scenario.mitigation
     ) and not scenario.target.prometheus:
         problems.add(("target",), "abort conditions, steady state and mitigation need target.prometheus")
+
+
+def _check_run_sheet(scenario: Scenario, problems: ProblemList) -> None:
+    sheet = scenario.run_sheet
+    limit = scenario.gameday.max_duration
+    for index in _duplicates([inject.name for inject in sheet.injects]):
+        problems.add(
+            ("run_sheet", "injects", index, "name"), f"duplicate inject name {sheet.injects[index].name!r}"
+        )
+    for index, inject in enumerate(sheet.injects):
+        if inject.unless is not None and inject.unless not in MARK_NAMES:
+            problems.add(
+                ("run_sheet", "injects", index, "unless"),
+                f"{inject.unless!r} is not a mark; expected one of: {', '.join(MARK_NAMES)}"
+                + did_you_mean(inject.unless, MARK_NAMES),
+            )
+        if inject.at >= limit:
+            problems.add(
+                ("run_sheet", "injects", index, "at"),
+                "is at or after the run's max_duration; it would never fire",
+            )
+    if sheet.go_timeout.total_seconds() <= 0:
+        problems.add(("run_sheet", "go_timeout"), "must be longer than zero")
 
 
 def _check_library_condition(condition: LibraryCondition, problems: ProblemList) -> None:

@@ -198,6 +198,51 @@ class GamedaySettings(_Model):
     )
 
 
+MARK_NAMES = (
+    "detected",
+    "mitigated",
+    "resolved",
+    "escalated",
+    "severity",
+    "ic",
+    "status",
+    "change",
+    "cause",
+    "note",
+)
+"""The team's marks (gameday.responder.Mark); an inject's ``unless`` names one. Spelled out
+here because the scenario layer sits below gameday; a unit test keeps the two lists equal."""
+
+
+class Inject(_Model):
+    """A timed inject or hint the facilitator gives the room during a gameday."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="unique within the run sheet")
+    at: Duration = Field(description="when, after the first fault is in effect (t0)")
+    unless: str | None = Field(
+        None, description="a mark (detected, mitigated, ...): skipped when the team already made it"
+    )
+    audience: Literal["responders", "everyone"] = Field(
+        "responders", description="who is shown it: the responders, or everyone including observers"
+    )
+    text: str = Field(min_length=1, description="what the room is told")
+
+
+class RunSheet(_Model):
+    """The facilitator's run sheet: prerequisites, the go/no-go gate and timed injects.
+
+    Gameday mode only: an automated run ignores it (``chaosrunner plan`` says so)."""
+
+    prerequisites: list[str] = Field(
+        default_factory=list, description="the facilitator's checklist, shown before anything is injected"
+    )
+    go_no_go: bool = Field(False, description="the run waits for a go after preflight, before injecting")
+    go_timeout: Duration = Field(
+        timedelta(minutes=30), description="no decision this long: the run is aborted, nothing injected"
+    )
+    injects: list[Inject] = Field(default_factory=list, description="timed injects and hints, relative to t0")
+
+
 class ScoringWeights(_Model):
     """Points per rubric criterion (see gameday scoring); the total is scaled to 100."""
 
@@ -228,6 +273,7 @@ class Scenario(_Model):
     mitigation: MitigationSignal | None = None
     gameday: GamedaySettings = GamedaySettings()
     scoring: Scoring = Scoring()
+    run_sheet: RunSheet = RunSheet()
 
 
 class LibraryParam(_Model):

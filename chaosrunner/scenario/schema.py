@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from chaosrunner.durations import DurationJsonSchema
 from chaosrunner.faults.registry import registry
-from chaosrunner.scenario.models import AbortCondition, ConditionReference, Scenario
+from chaosrunner.scenario.models import MARK_NAMES, AbortCondition, ConditionReference, Scenario
 
 SCHEMA_ID = "https://chaosrunner.dev/schema/scenario-v1.json"
 
@@ -60,4 +60,7 @@ def scenario_json_schema() -> dict[str, Any]:
         "anyOf": [condition_ref, {"$ref": "#/$defs/ConditionReference"}]
     }
     defs[AbortCondition.__name__]["properties"].pop("origin", None)
+    # The loader checks `unless` against the marks; editors can offer them.
+    unless = defs["Inject"]["properties"]["unless"]
+    unless["anyOf"] = [{"enum": list(MARK_NAMES)}, {"type": "null"}]
     return schema
