@@ -2,10 +2,50 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import click
 
 
 @click.command()
-def serve() -> None:
-    """Serve past runs read-only (being built)."""
-    raise click.UsageError("chaosrunner serve is not ready yet")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port on 127.0.0.1 [default: 0, any free port].",
+)
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Listen elsewhere than loopback (put TLS in front; see docs/serve.md).",
+)
+def serve(port: int | None, listen: str | None) -> None:
+    """Serve past runs read-only: the run list and each run's report, in the console page.
+
+    Prints the page's address with a fresh token once, then serves until
+    Ctrl-C (or SIGTERM).
+    """
+    from chaosrunner.errors import UsageError
+    from chaosrunner.gameday.endpoint import parse_listen
+    from chaosrunner.gameday.server.browse import LOOPBACK, PastRunsServer
+    from chaosrunner.report.past_runs import PastRuns
+    from chaosrunner.signals import set_event_handler
+
+    if listen is not None and port is not None:
+        raise UsageError("give --port or --listen, not both")
+    host, chosen = parse_listen(listen) if listen is not None else (LOOPBACK, port or 0)
+    server = PastRunsServer(PastRuns(), host, chosen)
+    stop = threading.Event()
+    handler = set_event_handler(stop)
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.start()
+        click.echo(f"chaosrunner serve: {server.url}", err=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.close()
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+    click.echo("chaosrunner serve: stopped", err=True)
