@@ -1,4 +1,4 @@
-"""Commands for the team's side of a gameday: mark and score."""
+"""Commands for the team's side of a gameday: mark, go and score."""
 
 from __future__ import annotations
 
@@ -36,20 +36,33 @@ MARKS = [
     help="With `detected`: how it was noticed.",
 )
 @click.option(
+    "--role",
+    type=click.Choice(["facilitator", "incident_commander", "responder"]),
+    default=None,
+    help="Your part in the gameday (journaled with the mark).",
+)
+@click.option(
     "--url",
     default=None,
     help="Post to a live run's responder endpoint (another machine) instead of writing its journal; "
     "the token comes from $CHAOSRUNNER_TOKEN, or from the run folder when the run is local.",
 )
 def mark(
-    run_id: str, event: str, value: str | None, by: str, at: str | None, via: str | None, url: str | None
+    run_id: str,
+    event: str,
+    value: str | None,
+    by: str,
+    at: str | None,
+    via: str | None,
+    role: str | None,
+    url: str | None,
 ) -> None:
     """Record what the team did in a run's journal (works during and after the run).
 
     \b
     chaosrunner mark RUN detected --via synthetic --by alice
     chaosrunner mark RUN severity P2
-    chaosrunner mark RUN ic alice
+    chaosrunner mark RUN ic alice --role incident_commander
     chaosrunner mark RUN status "errors at 20%; hypothesis: pool exhausted; @bob on db; next update 10m"
     chaosrunner mark RUN change "restarted the pool" --by bob
     chaosrunner mark RUN mitigated --at -2m
@@ -62,11 +75,13 @@ def mark(
 
     who = by or getpass.getuser()
     if url is not None:
-        fields = _post_mark(url, run_id, {"event": event, "value": value, "by": who, "at": at, "via": via})
+        fields = _post_mark(
+            url, run_id, {"event": event, "value": value, "by": who, "at": at, "via": via, "role": role}
+        )
     else:
         from chaosrunner.gameday.marks import record
 
-        fields = record(run_id, event, value, by=who, at=at, via=via).as_fields()
+        fields = record(run_id, event, value, by=who, at=at, via=via, role=role).as_fields()
     click.echo(
         f"recorded {fields['event']}"
         + (f" {fields['value']!r}" if fields["value"] else "")
@@ -104,6 +119,38 @@ def _post_mark(url: str, run_id: str, fields: dict[str, Any]) -> dict[str, Any]:
             err=True,
         )
     return post_mark(target, token, run_id, {k: v for k, v in fields.items() if v is not None})
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--no-go", "no_go", is_flag=True, help="Call the gameday off: the run ends, nothing injected.")
+@click.option("--reason", default="", help="Why (journaled with the decision).")
+@click.option("--by", default="", help="Who decided (default: $USER).")
+def go(run_id: str, no_go: bool, reason: str, by: str) -> None:
+    """Go or no-go for a gameday waiting before injecting (its run sheet has go_no_go).
+
+    \b
+    chaosrunner go RUN
+    chaosrunner go RUN --no-go --reason "the pager does not reach the gameday channel"
+    """
+    import getpass
+
+    from chaosrunner.cli.console import safe_text
+    from chaosrunner.engine.rundir import RunDir
+    from chaosrunner.gameday.run_sheet import record_decision
+
+    event = record_decision(
+        RunDir.find(run_id), "no_go" if no_go else "go", by=by or getpass.getuser(), reason=reason
+    )
+    said = "GO" if event["decision"] == "go" else "NO-GO"
+    click.echo(
+        safe_text(
+            f"recorded {said} by {event['by']} at {event['time']}"
+            + (f": {event['reason']}" if event["reason"] else "")
+        )
+    )
+    if event["unchecked"]:
+        click.echo(safe_text("not ticked on the checklist: " + "; ".join(event["unchecked"])))
 
 
 @click.command()

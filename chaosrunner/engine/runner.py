@@ -1,6 +1,6 @@
 """The runner: the state machine of one run, and the only place that decides what happens next.
 
-    plan -> preflight -> inject/observe -> revert -> verify -> finished
+    plan -> preflight -> [awaiting go] -> inject/observe -> revert -> verify -> finished
 
 Design choices that matter for safety:
 
@@ -33,8 +33,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from chaosrunner.durations import format_duration
 from chaosrunner.engine import killswitch
 from chaosrunner.engine.conditions import ConditionStatus, all_hold, representative_value
+from chaosrunner.engine.go_gate import wait_for_go
 from chaosrunner.engine.injection import ActiveFault
 from chaosrunner.engine.journal import JOURNAL_VERSION, Journal, JournalEvent
 from chaosrunner.engine.monitor import AbortMonitor
@@ -245,8 +247,9 @@ class Runner:
             self._phase("preflight")
             self._preflight()
             self._start_monitor()
-            self._phase("injecting")
-            self._inject_and_observe()
+            if self._await_go():
+                self._phase("injecting")
+                self._inject_and_observe()
         except ChaosrunnerError as error:
             touched = any(fault.state.value != "planned" for fault in self.faults)
             if touched:  # an error after injecting began: it is an abort, and reverts run
@@ -333,6 +336,37 @@ class Runner:
                     f"abort condition {condition.name!r} already holds before injecting "
                     f"(value {value}): refusing to start"
                 )
+
+    def _await_go(self) -> bool:
+        """Gameday mode with a go/no-go run sheet: wait for the facilitator's decision.
+
+        True to inject. Otherwise nothing was injected and the run ends aborted: no-go,
+        no decision within go_timeout, or the stop event (an abort condition, the kill
+        switch, `chaosrunner abort`, a signal - the abort monitor runs during the wait).
+        max_duration is not spent here: it counts from the injecting phase."""
+        sheet = self.scenario.run_sheet
+        if self.mode is not Mode.GAMEDAY or not sheet.go_no_go:
+            return True
+        assert self.run_dir is not None
+        self._phase("awaiting_go")
+        timeout = sheet.go_timeout.total_seconds()
+
+        def give_up() -> None:
+            self.request_abort(
+                "go_timeout", f"no go/no-go decision within {format_duration(timeout)}: nothing was injected"
+            )
+
+        decision = wait_for_go(
+            self.run_dir.journal_path, self._stop, timeout, on_timeout=give_up, on_event=self.notify
+        )
+        if decision is None or self._stop.is_set():
+            return False
+        if decision.get("decision") != "go":
+            who = decision.get("by") or "the facilitator"
+            reason = decision.get("reason") or "no reason given"
+            self.request_abort("no_go", f"{who} said no-go: {reason}")
+            return False
+        return True
 
     def _start_monitor(self) -> None:
         assert self.run_dir is not None

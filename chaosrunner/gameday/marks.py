@@ -36,22 +36,24 @@ def record(
     by: str = "",
     at: str | datetime | None = None,
     via: str | None = None,
+    role: str | None = None,
 ) -> ResponderEvent:
-    """Validate and journal one responder event; returns it."""
+    """Validate and journal one responder event; returns it. ``role`` (facilitator,
+    incident_commander, responder) is journaled only when given."""
     target = run if isinstance(run, RunDir) else RunDir.find(run)
     when = at if isinstance(at, datetime) else parse_at(at)
-    event = make_event(mark, value, by=by, at=when, via=via, run_started=run_started_at(target))
+    event = make_event(mark, value, by=by, at=when, via=via, run_started=run_started_at(target), role=role)
     target.journal().append("responder", **event.as_fields())
     return event
 
 
-MARK_FIELDS = ("event", "value", "by", "at", "via")
+MARK_FIELDS = ("event", "value", "by", "at", "via", "role")
 
 
 def record_fields(run: RunDir, fields: Any) -> ResponderEvent:
     """Validate and journal a mark given as a document: ``{"event": ..., "value": ..., ...}``.
 
-    ``event`` is required; ``value``, ``by``, ``at`` and ``via`` are strings
+    ``event`` is required; ``value``, ``by``, ``at``, ``via`` and ``role`` are strings
     or absent (null counts as absent); any other field is a mistake worth
     naming rather than ignoring. Then the same checks as ``record``.
     """
@@ -72,6 +74,7 @@ def record_fields(run: RunDir, fields: Any) -> ResponderEvent:
         by=fields.get("by") or "",
         at=fields.get("at"),
         via=fields.get("via"),
+        role=fields.get("role"),
     )
 
 

@@ -20,9 +20,10 @@ note           anything else worth keeping                         the note
 =============  ==================================================  ===============
 
 Each event carries ``at`` (when it happened; ``--at`` for late entries) and
-``by`` (who). ``via`` applies to ``detected``: a monitoring layer
-(synthetic, real_user, infrastructure), a ``human`` noticing, or a
-``user_report``.
+``by`` (who), and optionally ``role``: the person's part in the gameday
+(facilitator, incident_commander, responder), journaled only when given.
+``via`` applies to ``detected``: a monitoring layer (synthetic, real_user,
+infrastructure), a ``human`` noticing, or a ``user_report``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,24 @@ class Via(StrEnum):
         return self in (Via.SYNTHETIC, Via.REAL_USER, Via.INFRASTRUCTURE)
 
 
+class Role(StrEnum):
+    """Who someone is in the room; observers watch and never mark, so they are not a role here."""
+
+    FACILITATOR = "facilitator"
+    INCIDENT_COMMANDER = "incident_commander"
+    RESPONDER = "responder"
+
+
+def parse_role(role: str | None) -> Role | None:
+    """A role name, or None when not given; anything else is a UsageError (exit 2)."""
+    if role is None or role == "":
+        return None
+    try:
+        return Role(role)
+    except ValueError:
+        raise UsageError(f"role {role!r}: expected one of: {', '.join(r.value for r in Role)}") from None
+
+
 NEEDS_VALUE = {Mark.SEVERITY, Mark.IC, Mark.STATUS, Mark.CHANGE, Mark.CAUSE, Mark.NOTE}
 SEVERITIES = ("P1", "P2", "P3")
 
@@ -74,6 +93,7 @@ class ResponderEvent:
     by: str
     value: str = ""
     via: Via | None = None
+    role: Role | None = None
 
     def as_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -84,6 +104,8 @@ class ResponderEvent:
         }
         if self.via is not None:
             fields["via"] = self.via.value
+        if self.role is not None:
+            fields["role"] = self.role.value
         return fields
 
     @classmethod
@@ -94,9 +116,11 @@ class ResponderEvent:
             by=str(event.get("by", "")),
             value=str(event.get("value", "")),
             via=Via(event["via"]) if event.get("via") else None,
+            role=Role(event["role"]) if event.get("role") in _ROLE_NAMES else None,
         )
 
 
+_ROLE_NAMES = frozenset(role.value for role in Role)
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
 
@@ -135,6 +159,7 @@ def make_event(
     via: str | None,
     run_started: datetime,
     now: datetime | None = None,
+    role: str | None = None,
 ) -> ResponderEvent:
     """Validate one responder event; every problem is a UsageError (exit 2)."""
     try:
@@ -167,7 +192,9 @@ def make_event(
             raise UsageError(f"--via {via!r}: expected one of: {', '.join(v.value for v in Via)}") from None
     elif kind is Mark.DETECTED:
         layer = Via.HUMAN
-    return ResponderEvent(mark=kind, at=at, by=by.strip() or "unknown", value=text, via=layer)
+    return ResponderEvent(
+        mark=kind, at=at, by=by.strip() or "unknown", value=text, via=layer, role=parse_role(role)
+    )
 
 
 _EXAMPLES = {

@@ -10,7 +10,10 @@ check interval:
   its objective for the confirmation window after having left it, or a
   ``mitigated`` mark (confirmed by the SLI when one is configured);
 - announces once that escalation is due when the target time to mitigate has
-  passed unmitigated: on the console, in the journal, and to a webhook.
+  passed unmitigated: on the console, in the journal, and to a webhook;
+- gives the room the run sheet's timed injects (gameday mode): each once, as
+  ``inject_fired`` when its time after t0 comes, or ``inject_skipped`` when the
+  team already made its ``unless`` mark (gameday.run_sheet.due_injects).
 
 It decides nothing about the experiment's safety - the abort monitor does -
 and it measures nothing: TTD and TTM are computed afterwards from Prometheus
@@ -23,7 +26,7 @@ import json
 import threading
 import time
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chaosrunner.engine.conditions import all_hold
@@ -31,6 +34,7 @@ from chaosrunner.engine.journal import JournalTail, in_effect_since
 from chaosrunner.engine.runner import Runner
 from chaosrunner.errors import ChaosrunnerError
 from chaosrunner.gameday.responder import Mark, ResponderEvent
+from chaosrunner.gameday.run_sheet import due_injects
 from chaosrunner.observe.metrics import MetricsSource
 from chaosrunner.scenario.models import Mode, PromCheck
 
@@ -51,6 +55,7 @@ class GamedayWatcher:
         self.escalation_webhook = escalation_webhook
         self.interval = self.scenario.gameday.check_interval.total_seconds()
         self.t0: float | None = None
+        self.t0_time: datetime | None = None  # the same moment on the wall clock (marks carry wall time)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="gameday-watcher", daemon=True)
         self._seen_alerts: dict[tuple[str, str, str], str] = {}
@@ -60,13 +65,15 @@ class GamedayWatcher:
         self._unconfirmed_announced = False
         self._journal: JournalTail | None = None
         self._marks: list[ResponderEvent] = []
+        self._injects_handled: set[str] = set()
         self.errors: list[str] = []
 
     # A runner listener: starts the clock at t0 and stops with the run.
     def __call__(self, event: dict[str, Any]) -> None:
         if event["type"] == "fault_injected" and self.t0 is None:
-            lag = (datetime.now(UTC) - in_effect_since(event)).total_seconds()
-            self.t0 = time.monotonic() - max(0.0, lag)
+            lag = max(0.0, (datetime.now(UTC) - in_effect_since(event)).total_seconds())
+            self.t0 = time.monotonic() - lag
+            self.t0_time = datetime.now(UTC) - timedelta(seconds=lag)
             self._thread.start()
         elif event["type"] in ("run_finished", "faults_ending", "abort"):
             self._stop.set()
@@ -87,6 +94,7 @@ class GamedayWatcher:
         self._read_journal()
         self._record_alerts()
         if self.runner.mode is Mode.GAMEDAY:
+            self._check_injects()
             self._check_mitigation()
         self._check_escalation()
 
@@ -104,6 +112,28 @@ class GamedayWatcher:
                 new_marks = True
         if new_marks:  # late entries (--at) may predate earlier marks
             self._marks.sort(key=lambda mark: mark.at)
+
+    # -- the run sheet's injects ----------------------------------------------------------
+
+    def _check_injects(self) -> None:
+        injects = self.scenario.run_sheet.injects
+        if not injects or self.t0 is None or self.t0_time is None:
+            return
+        elapsed = time.monotonic() - self.t0
+        for inject, fire, reason in due_injects(
+            injects, elapsed, self._marks, self._injects_handled, t0=self.t0_time
+        ):
+            self._injects_handled.add(inject.name)
+            if fire:
+                self.runner.emit(
+                    "inject_fired",
+                    name=inject.name,
+                    text=inject.text,
+                    audience=inject.audience,
+                    at_offset_s=inject.at.total_seconds(),
+                )
+            else:
+                self.runner.emit("inject_skipped", name=inject.name, reason=reason)
 
     # -- detection evidence ---------------------------------------------------------------
 
