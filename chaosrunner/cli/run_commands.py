@@ -22,8 +22,15 @@ from chaosrunner.cli.output import echo_json, echo_table
 @click.option(
     "--listen",
     metavar="HOST:PORT",
-    help="Serve the responder endpoint on this address (e.g. 0.0.0.0:8765 for the room's network) "
-    "instead of 127.0.0.1:--port. Every request needs the run's token; put TLS in front.",
+    help="Serve the console and the responder endpoint on this address (e.g. 0.0.0.0:8765 for the "
+    "room's network) instead of 127.0.0.1:--port. Every request needs a run token; put TLS in front.",
+)
+@click.option(
+    "--linger",
+    default="0s",
+    show_default=True,
+    metavar="DURATION",
+    help="Gameday: keep the console serving this long after the report is written (e.g. 10m).",
 )
 def run(
     scenario: Path,
@@ -33,14 +40,16 @@ def run(
     as_json: bool,
     port: int,
     listen: str | None,
+    linger: str,
 ) -> None:
     """Run a scenario: inject, watch abort conditions, always revert.
 
-    In gameday mode faults stay until the team mitigates; mark what the team
-    does with `chaosrunner mark` (or POST to the endpoint printed at start,
-    with the token printed beside it). Exit code 0 when the hypothesis held,
-    1 when the run aborted or the system deviated, 2 for bad input, 3 when a
-    service could not be reached or the endpoint's port is in use.
+    In gameday mode faults stay until the team mitigates. The facilitator
+    console, the team's and the observers' links are printed at start; mark
+    what the team does there, with `chaosrunner mark`, or by POSTing to the
+    responder endpoint. Exit code 0 when the hypothesis held, 1 when the run
+    aborted or the system deviated, 2 for bad input, 3 when a service could
+    not be reached or the endpoint's port is in use.
     """
     from chaosrunner.cli.console import make_console
     from chaosrunner.engine.runner import Runner, RunOptions
@@ -53,6 +62,7 @@ def run(
 
     if listen is not None and port:
         raise click.UsageError("give --listen HOST:PORT or --port, not both")
+    linger_seconds = parse_linger(linger)
     host, port = parse_listen(listen) if listen is not None else (LOOPBACK, port)
     document = load_scenario(scenario)
     target = document.target
@@ -69,29 +79,58 @@ def run(
     )
     listeners: list[Any] = [] if as_json else [console]
     runner.listeners.extend(
-        [*listeners, gameday, show_token_once(gameday), *([publisher] if publisher else [])]
+        [*listeners, gameday, show_links_once(gameday), *([publisher] if publisher else [])]
     )
+
+    def report_then_linger(report_file: Path | None) -> None:
+        gameday.report_written(report_file)
+        gameday.linger(linger_seconds)
+
     try:
-        result = runner.run()
+        try:
+            result = runner.run()
+        finally:
+            # Each in its own guard: a console or listener that fails to close must not
+            # skip the others, the summary, the report or the Pushgateway clean-up.
+            guarded("the gameday watcher", gameday.end_of_run)
+            guarded("the console", console.close)
+            if publisher is not None:
+                guarded("the Pushgateway clean-up", publisher.close)
+        finish_run(
+            result, runner.mode is Mode.GAMEDAY, metrics, as_json=as_json, on_report=report_then_linger
+        )
     finally:
-        # Each in its own guard: a console or listener that fails to close must not
-        # skip the others, the summary, the report or the Pushgateway clean-up.
+        # The run's server outlives the run: the pages get the report, then bye.
         guarded("the gameday session", gameday.close)
-        guarded("the console", console.close)
-        if publisher is not None:
-            guarded("the Pushgateway clean-up", publisher.close)
-    finish_run(result, runner.mode is Mode.GAMEDAY, metrics, as_json=as_json)
 
 
-def show_token_once(gameday: Any) -> Any:
-    """A listener: print the responder token on the runner's terminal once, when the endpoint serves."""
+def parse_linger(text: str) -> float:
+    from chaosrunner.durations import parse_duration
+
+    if text.strip() == "0":
+        return 0.0
+    try:
+        return parse_duration(text).total_seconds()
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--linger") from None
+
+
+def show_links_once(gameday: Any) -> Any:
+    """A listener: print the console's three links on the runner's terminal once, when the server serves.
+
+    The tokens are in the links' fragments (``#token=``), which browsers never send anywhere; the
+    journal gets the address alone.
+    """
 
     def show(event: dict[str, Any]) -> None:
-        endpoint = gameday.endpoint
-        if event["type"] == "responder_endpoint" and endpoint is not None:
+        server = gameday.server
+        if event["type"] == "responder_endpoint" and server is not None:
+            tokens = server.tokens
+            click.echo(f"facilitator console: {server.link(tokens.facilitator)}", err=True)
+            click.echo(f"team link (incident commander, responders): {server.link(tokens.team)}", err=True)
+            click.echo(f"observer link (watch only): {server.link(tokens.observer)}", err=True)
             click.echo(
-                f"responder token (send as `Authorization: Bearer <token>`; also in "
-                f"{endpoint.token_file}): {endpoint.token.value}",
+                f"responder token for `chaosrunner mark --url` (the facilitator's): {server.token_file}",
                 err=True,
             )
 
@@ -107,8 +146,13 @@ def guarded(what: str, step: Any, *args: Any) -> Any:
         return None
 
 
-def finish_run(result: Any, gameday_mode: bool, metrics: Any, *, as_json: bool) -> None:
-    """The end of every run: the result, the summary (gameday), the report, the exit code."""
+def finish_run(
+    result: Any, gameday_mode: bool, metrics: Any, *, as_json: bool, on_report: Any = None
+) -> None:
+    """The end of every run: the result, the summary (gameday), the report, the exit code.
+
+    ``on_report`` is told where the HTML report is (None when it was not written), before the exit.
+    """
     if as_json:
         echo_json(
             {
@@ -126,7 +170,9 @@ def finish_run(result: Any, gameday_mode: bool, metrics: Any, *, as_json: bool) 
         if gameday_mode:
             click.echo()
             outcome = guarded("the gameday summary", summarise, result.run_id, metrics)
-    guarded("the report", write_report_at_end, outcome or result.run_id, metrics, as_json)
+    report_file = guarded("the report", write_report_at_end, outcome or result.run_id, metrics, as_json)
+    if on_report is not None:
+        guarded("the console's report", on_report, report_file)
     raise SystemExit(result.exit_code)
 
 
@@ -139,8 +185,10 @@ def summarise(run_id: str, metrics: Any) -> Any:
     return outcome
 
 
-def write_report_at_end(run: Any, metrics: Any, to_stderr: bool) -> None:
-    """Every run ends with its debrief report; a report that fails never changes the exit code."""
+def write_report_at_end(run: Any, metrics: Any, to_stderr: bool) -> Path | None:
+    """Every run ends with its debrief report; a report that fails never changes the exit code.
+
+    Returns the HTML report's path (None when it was not written)."""
     from chaosrunner.errors import ChaosrunnerError
     from chaosrunner.report.writer import write_run_report
 
@@ -148,9 +196,11 @@ def write_report_at_end(run: Any, metrics: Any, to_stderr: bool) -> None:
         written = write_run_report(run, metrics=metrics)
     except (ChaosrunnerError, OSError) as error:
         click.echo(f"report: not written ({error}); try `chaosrunner report RUN_ID`", err=True)
-        return
+        return None
     # With --json, stdout is the JSON document alone: where the report is goes to stderr.
     click.echo(f"report: {written.main}", err=to_stderr)
+    html: Path | None = written.files.get("html")
+    return html
 
 
 @click.command()

@@ -1,23 +1,35 @@
 """A live gameday's moving parts, attached to a runner as one listener.
 
-The watcher (alerts, mitigation, escalation) and, in gameday mode, the
-responder HTTP endpoint. The endpoint's address is bound when the session is
-made - before ``runner.run()``, so a port in use fails the command before
-anything is created or injected - and it serves from ``run_started``, when
-the run folder exists for its token. The CLI and the demo attach it the same
-way.
+The watcher (alerts, mitigation, escalation) and, in gameday mode, the run's
+server: the responder endpoint and the facilitator console, fed by the
+journal (``RunFeed``) and the live view (snapshots, series, live TTD/TTM).
+The server's address is bound when the session is made - before
+``runner.run()``, so a port in use fails the command before anything is
+created or injected - and it serves from ``run_started``, when the run
+folder exists for its tokens. The CLI and the demo attach it the same way.
+
+Its life is longer than the run's: the watcher and the live view stop when
+``runner.run()`` returns (``end_of_run``), but the server stays up until the
+report is written (``report_written`` tells every page), lingers if asked,
+and only ``close`` says bye to the pages and stops it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from chaosrunner.engine.runner import Runner
 from chaosrunner.errors import ChaosrunnerError
-from chaosrunner.gameday.endpoint import LOOPBACK, ResponderEndpoint
+from chaosrunner.gameday.endpoint import LOOPBACK, RunServer
 from chaosrunner.gameday.watch import GamedayWatcher
 from chaosrunner.observe.metrics import MetricsSource
 from chaosrunner.scenario.models import Mode
+
+if TYPE_CHECKING:
+    from chaosrunner.gameday.live_view import LiveView
+    from chaosrunner.gameday.server.live_run import LiveRun
 
 
 class GamedaySession:
@@ -33,36 +45,72 @@ class GamedaySession:
 
         target = runner.scenario.target
         self.runner = runner
+        self.metrics = metrics
         self.watcher = GamedayWatcher(
             runner,
             metrics,
             alertmanager=AlertmanagerHTTP(target.alertmanager) if target.alertmanager else None,
             escalation_webhook=runner.scenario.gameday.escalation_webhook,
         )
-        self.endpoint = (
-            ResponderEndpoint(endpoint_host, endpoint_port) if runner.mode is Mode.GAMEDAY else None
-        )
+        self.server = RunServer(endpoint_host, endpoint_port) if runner.mode is Mode.GAMEDAY else None
+        self.live: LiveRun | None = None
+        self.live_view: LiveView | None = None
 
     def __call__(self, event: dict[str, Any]) -> None:
-        if event["type"] == "run_started" and self.endpoint is not None and self.runner.run_dir:
-            self._start_endpoint()
+        if event["type"] == "run_started" and self.server is not None and self.runner.run_dir:
+            self._start_server()
         self.watcher(event)
+        if self.live_view is not None:
+            self.live_view(event)
+        if self.live is not None:
+            self.live.feed.wake()  # the pages see the runner's own events at once, not at the next poll
 
-    def _start_endpoint(self) -> None:
-        assert self.endpoint is not None and self.runner.run_dir is not None
+    def _start_server(self) -> None:
+        from chaosrunner.gameday.live_view import LiveView
+        from chaosrunner.gameday.server.feed import RunFeed
+        from chaosrunner.gameday.server.live_run import LiveRun
+
+        assert self.server is not None and self.runner.run_dir is not None
+        run = self.runner.run_dir
+        feed = RunFeed(run.journal_path)
+        live_view = LiveView(self.runner, self.metrics, publish=feed.publish)
+        live = LiveRun(run, self.runner.scenario, self.runner.mode.value, feed, series=live_view.series)
         try:
-            self.endpoint.start(self.runner.run_dir)
+            self.server.start(run, live)
         except (ChaosrunnerError, OSError) as error:
+            feed.close()
             # run_started comes before any injection: stopping here touches nothing,
             # and a gameday the team cannot mark is not worth running.
             self.runner.request_abort("responder_endpoint", f"the responder endpoint did not start: {error}")
             return
-        # The URL only: the journal is read by reports and tools; the token never goes there.
-        self.runner.emit("responder_endpoint", url=self.endpoint.url)
+        self.live, self.live_view = live, live_view
+        live_view.start()
+        # The addresses only: the journal is read by reports and tools; a token never goes there.
+        self.runner.emit("responder_endpoint", url=self.server.url, console_url=self.server.console_url)
 
-    def close(self) -> None:
+    def end_of_run(self) -> None:
+        """The run is over: stop watching and sampling. The server keeps serving the pages."""
         try:
             self.watcher.close()
         finally:
-            if self.endpoint is not None:
-                self.endpoint.close()
+            if self.live_view is not None:
+                self.live_view.close()
+
+    def report_written(self, report_file: Path | None) -> None:
+        """Every page learns the debrief is there (``GET /api/report``)."""
+        if self.live is None or report_file is None:
+            return
+        self.live.report_file = report_file
+        self.live.feed.publish("report", {"url": "/api/report"})
+
+    def linger(self, seconds: float) -> None:
+        """Keep serving a while after the report, so the room can read it (Ctrl-C ends it early)."""
+        if self.server is not None and seconds > 0:
+            time.sleep(seconds)
+
+    def close(self) -> None:
+        try:
+            self.end_of_run()
+        finally:
+            if self.server is not None:
+                self.server.close()

@@ -119,10 +119,12 @@ def test_a_live_gameday_takes_marks_only_with_its_token(
             runner.wait()
     assert runner.returncode == 0, rest + errors
     assert "the team mitigated" in rest and "report: " in rest
-    assert f"responder token (send as `Authorization: Bearer <token>`; also in {run_folder}" in errors
+    assert f"facilitator console: http://127.0.0.1:{url.split(':')[2].split('/')[0]}/#token={token}" in errors
+    assert f"responder token for `chaosrunner mark --url` (the facilitator's): {run_folder}" in errors
     assert "Traceback" not in errors
     events = journal(state)
     marks = [(e["event"], e["by"]) for e in events if e["type"] == "responder"]
     assert marks == [("severity", "alice"), ("mitigated", "bob")]
     assert token not in (run_folder / "journal.jsonl").read_text()
-    assert not (run_folder / "responder-token").exists()  # worthless after the run; removed
+    for name in ("responder-token", "team-token", "observer-token"):
+        assert not (run_folder / name).exists()  # worthless after the run; removed

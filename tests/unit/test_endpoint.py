@@ -21,7 +21,7 @@ import pytest
 from chaosrunner.engine.journal import Journal
 from chaosrunner.engine.rundir import RunDir
 from chaosrunner.errors import EnvironmentProblem
-from chaosrunner.gameday.endpoint import ResponderEndpoint
+from chaosrunner.gameday.endpoint import RunServer
 from chaosrunner.gameday.server.token import TOKEN_FILE
 
 MIB = 1024 * 1024
@@ -37,8 +37,8 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunDir:
 
 
 @pytest.fixture
-def endpoint(run: RunDir) -> Iterator[ResponderEndpoint]:
-    server = ResponderEndpoint()
+def endpoint(run: RunDir) -> Iterator[RunServer]:
+    server = RunServer()
     server.start(run)
     yield server
     server.close()
@@ -80,13 +80,13 @@ def head_bytes(method: str, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def send(endpoint: ResponderEndpoint, method: str, headers: dict[str, str], body: bytes = b"") -> Reply:
+def send(endpoint: RunServer, method: str, headers: dict[str, str], body: bytes = b"") -> Reply:
     with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as sock:
         sock.sendall(head_bytes(method, headers) + body)
         return read_reply(sock)
 
 
-def good_headers(endpoint: ResponderEndpoint, **overrides: str) -> dict[str, str]:
+def good_headers(endpoint: RunServer, **overrides: str) -> dict[str, str]:
     headers = {
         "Host": f"127.0.0.1:{endpoint.port}",
         "Authorization": f"Bearer {endpoint.token.value}",
@@ -97,7 +97,7 @@ def good_headers(endpoint: ResponderEndpoint, **overrides: str) -> dict[str, str
     return {name: value for name, value in headers.items() if value != ""}
 
 
-def post(endpoint: ResponderEndpoint, document: object, **overrides: str) -> Reply:
+def post(endpoint: RunServer, document: object, **overrides: str) -> Reply:
     body = document if isinstance(document, bytes) else json.dumps(document).encode()
     headers = {"Content-Length": str(len(body)), **good_headers(endpoint, **overrides)}
     return send(endpoint, "POST", {k: v for k, v in headers.items() if v != ""}, body)
@@ -110,7 +110,7 @@ def marks(run: RunDir) -> list[dict]:
 MITIGATED = {"event": "mitigated", "by": "mallory"}
 
 
-def test_a_mark_with_the_token_is_journaled_and_listed(endpoint: ResponderEndpoint, run: RunDir) -> None:
+def test_a_mark_with_the_token_is_journaled_and_listed(endpoint: RunServer, run: RunDir) -> None:
     reply = post(endpoint, {"event": "severity", "value": "p2", "by": "alice", "run_id": run.run_id})
     assert reply.status == 201, reply.body
     assert reply.json()["value"] == "P2"
@@ -121,7 +121,7 @@ def test_a_mark_with_the_token_is_journaled_and_listed(endpoint: ResponderEndpoi
     assert listed.headers["x-content-type-options"] == "nosniff"
 
 
-def test_localhost_and_a_charset_are_fine(endpoint: ResponderEndpoint, run: RunDir) -> None:
+def test_localhost_and_a_charset_are_fine(endpoint: RunServer, run: RunDir) -> None:
     reply = post(
         endpoint,
         {"event": "detected", "via": "synthetic"},
@@ -133,9 +133,7 @@ def test_localhost_and_a_charset_are_fine(endpoint: ResponderEndpoint, run: RunD
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_no_token_is_401_and_nothing_is_journaled(
-    endpoint: ResponderEndpoint, run: RunDir, method: str
-) -> None:
+def test_no_token_is_401_and_nothing_is_journaled(endpoint: RunServer, run: RunDir, method: str) -> None:
     if method == "POST":
         reply = post(endpoint, MITIGATED, Authorization="")
     else:
@@ -150,13 +148,13 @@ def test_no_token_is_401_and_nothing_is_journaled(
     ["Bearer wrong", "Bearer ", "Basic dXNlcjpwYXNz", "token-without-scheme", "Bearer \xe9\xe9"],
 )
 def test_a_wrong_token_is_401_and_nothing_is_journaled(
-    endpoint: ResponderEndpoint, run: RunDir, authorization: str
+    endpoint: RunServer, run: RunDir, authorization: str
 ) -> None:
     assert post(endpoint, MITIGATED, Authorization=authorization).status == 401
     assert marks(run) == []
 
 
-def test_the_token_of_another_scheme_or_a_prefix_of_it_is_refused(endpoint: ResponderEndpoint) -> None:
+def test_the_token_of_another_scheme_or_a_prefix_of_it_is_refused(endpoint: RunServer) -> None:
     token = endpoint.token.value
     assert post(endpoint, MITIGATED, Authorization=f"Bearer {token[:-1]}").status == 401
     assert post(endpoint, MITIGATED, Authorization=f"Bearer {token}x").status == 401
@@ -166,9 +164,7 @@ def test_the_token_of_another_scheme_or_a_prefix_of_it_is_refused(endpoint: Resp
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""]
 )
-def test_an_html_form_cannot_forge_a_mark(
-    endpoint: ResponderEndpoint, run: RunDir, content_type: str
-) -> None:
+def test_an_html_form_cannot_forge_a_mark(endpoint: RunServer, run: RunDir, content_type: str) -> None:
     """A form's body can be made to look like JSON, but its Content-Type cannot be application/json."""
     reply = post(endpoint, MITIGATED, **{"Content-Type": content_type})
     assert reply.status == 415
@@ -178,9 +174,7 @@ def test_an_html_form_cannot_forge_a_mark(
 @pytest.mark.parametrize(
     "host", ["attacker.example:{port}", "127.0.0.1:1", "evil@127.0.0.1:{port}", "127.0.0.1:{port}/x", ""]
 )
-def test_a_foreign_host_is_403_even_with_the_token(
-    endpoint: ResponderEndpoint, run: RunDir, host: str
-) -> None:
+def test_a_foreign_host_is_403_even_with_the_token(endpoint: RunServer, run: RunDir, host: str) -> None:
     """DNS rebinding: the attacker's name resolves to 127.0.0.1, but the Host header keeps the name."""
     reply = post(endpoint, MITIGATED, Host=host.format(port=endpoint.port))
     assert reply.status in (400, 403)  # h11 itself answers 400 to a request without Host
@@ -193,14 +187,14 @@ def test_a_foreign_host_is_403_even_with_the_token(
 @pytest.mark.parametrize(
     "origin", ["http://attacker.example", "null", "https://127.0.0.1:{port}", "http://127.0.0.1:1"]
 )
-def test_a_foreign_origin_is_403(endpoint: ResponderEndpoint, run: RunDir, origin: str) -> None:
+def test_a_foreign_origin_is_403(endpoint: RunServer, run: RunDir, origin: str) -> None:
     reply = post(endpoint, MITIGATED, Origin=origin.format(port=endpoint.port))
     assert reply.status == 403
     assert marks(run) == []
 
 
 def test_a_negative_length_is_refused_before_the_body_is_read(
-    endpoint: ResponderEndpoint, run: RunDir, capfd: pytest.CaptureFixture[str]
+    endpoint: RunServer, run: RunDir, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """The old server read the whole stream for Content-Length: -1. Here the answer comes while
     almost all of a 5 MiB body is still unsent - so it was decided without reading it."""
@@ -219,7 +213,7 @@ def test_a_negative_length_is_refused_before_the_body_is_read(
 
 @pytest.mark.parametrize("length", ["abc", "1e3", "+5", " 12x"])
 def test_a_length_that_is_not_a_number_is_400(
-    endpoint: ResponderEndpoint, run: RunDir, length: str, capfd: pytest.CaptureFixture[str]
+    endpoint: RunServer, run: RunDir, length: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     headers = {**good_headers(endpoint), "Content-Length": length}
     assert send(endpoint, "POST", headers, b"{}").status == 400
@@ -227,7 +221,7 @@ def test_a_length_that_is_not_a_number_is_400(
     assert "Traceback" not in capfd.readouterr().err
 
 
-def test_a_missing_length_is_411(endpoint: ResponderEndpoint, run: RunDir) -> None:
+def test_a_missing_length_is_411(endpoint: RunServer, run: RunDir) -> None:
     assert send(endpoint, "POST", good_headers(endpoint)).status == 411
     chunk = json.dumps(MITIGATED).encode()
     chunked = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n0\r\n\r\n"
@@ -236,9 +230,7 @@ def test_a_missing_length_is_411(endpoint: ResponderEndpoint, run: RunDir) -> No
     assert marks(run) == []
 
 
-def test_an_oversized_length_is_413_without_sending_the_body(
-    endpoint: ResponderEndpoint, run: RunDir
-) -> None:
+def test_an_oversized_length_is_413_without_sending_the_body(endpoint: RunServer, run: RunDir) -> None:
     headers = {**good_headers(endpoint), "Content-Length": str(10 * MIB)}
     with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as sock:
         sock.sendall(head_bytes("POST", headers))  # not one byte of the 10 MiB
@@ -265,7 +257,7 @@ def test_an_oversized_length_is_413_without_sending_the_body(
     ],
 )
 def test_bad_documents_are_400_with_a_reason(
-    endpoint: ResponderEndpoint, run: RunDir, body: bytes, says: str, capfd: pytest.CaptureFixture[str]
+    endpoint: RunServer, run: RunDir, body: bytes, says: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     reply = post(endpoint, body)
     assert reply.status == 400, reply.body
@@ -274,13 +266,13 @@ def test_bad_documents_are_400_with_a_reason(
     assert "Traceback" not in capfd.readouterr().err
 
 
-def test_a_mark_for_another_run_is_refused(endpoint: ResponderEndpoint, run: RunDir) -> None:
+def test_a_mark_for_another_run_is_refused(endpoint: RunServer, run: RunDir) -> None:
     reply = post(endpoint, {**MITIGATED, "run_id": "20990101-000000-abcdef"})
     assert reply.status == 409
     assert marks(run) == []
 
 
-def test_the_token_file_is_private_and_the_token_long(endpoint: ResponderEndpoint, run: RunDir) -> None:
+def test_the_token_file_is_private_and_the_token_long(endpoint: RunServer, run: RunDir) -> None:
     path = run.path / TOKEN_FILE
     assert endpoint.token_file == path
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -293,7 +285,7 @@ def test_the_token_file_is_private_and_the_token_long(endpoint: ResponderEndpoin
 def test_the_token_file_is_never_written_through_a_planted_symlink(run: RunDir, tmp_path: Path) -> None:
     elsewhere = tmp_path / "stolen"
     (run.path / TOKEN_FILE).symlink_to(elsewhere)
-    server = ResponderEndpoint()
+    server = RunServer()
     try:
         with pytest.raises(EnvironmentProblem, match="token file"):
             server.start(run)
@@ -303,7 +295,7 @@ def test_the_token_file_is_never_written_through_a_planted_symlink(run: RunDir, 
 
 
 def test_closing_stops_serving_and_removes_the_token(run: RunDir) -> None:
-    server = ResponderEndpoint()
+    server = RunServer()
     server.start(run)
     port = server.port
     server.close()
@@ -318,6 +310,6 @@ def test_a_port_in_use_fails_at_once_with_a_clear_error() -> None:
         taken.listen(1)
         port = taken.getsockname()[1]
         with pytest.raises(EnvironmentProblem) as caught:
-            ResponderEndpoint(port=port)
+            RunServer(port=port)
     assert caught.value.exit_code == 3
     assert str(caught.value).startswith(f"port {port} on 127.0.0.1 is in use")

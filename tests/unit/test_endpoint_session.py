@@ -42,12 +42,12 @@ def test_an_endpoint_that_cannot_serve_stops_the_run_before_any_injection(
     )
     runner = Runner(load_scenario(path), str(path), None, RunOptions(handle_signals=False))
     session = GamedaySession(runner, None)
-    assert session.endpoint is not None
+    assert session.server is not None
 
     def cannot_serve(*_: object, **__: object) -> None:
         raise EnvironmentProblem("the responder endpoint did not start")
 
-    monkeypatch.setattr(session.endpoint, "start", cannot_serve)
+    monkeypatch.setattr(session.server, "start", cannot_serve)
     runner.listeners.append(session)
     try:
         result = runner.run()

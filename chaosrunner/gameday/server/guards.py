@@ -9,8 +9,12 @@ never costs reading a body:
    browser.
 2. ``Origin``, when a browser sends one, is the server's own (403
    otherwise): a page elsewhere may not post into the run.
-3. ``Authorization: Bearer <the run's token>`` (401 otherwise). Always
-   required, on every route and every listening address.
+3. ``Authorization: Bearer <one of the run's tokens>`` (401 otherwise),
+   on every route but the console's page shell (``PUBLIC_PATHS``: the page
+   and its script and style, which carry no run data), on every listening
+   address. Which token it is decides the request's ``Capability``; each
+   route says which it needs (403 otherwise), and an observer's token never
+   writes (403 on any method but GET and HEAD, before any route runs).
 4. For a body: ``Content-Type: application/json`` (415 otherwise - an HTML
    form can only send form encodings or ``text/plain``), and a plain
    ``Content-Length`` of at most ``MAX_BODY`` (400 when it is not a number,
@@ -29,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from chaosrunner.gameday.server.token import RunToken
+from chaosrunner.gameday.server.token import Capability, RunToken, RunTokens
 
 MAX_BODY = 64 * 1024
 MAX_DEPTH = 4  # a mark is one flat object; a little room, no more
@@ -39,6 +43,11 @@ _LENGTH = re.compile(r"[0-9]{1,12}")
 _AUTHORITY = re.compile(r"[A-Za-z0-9.:\[\]-]{1,262}")
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
+
+# The console's page shell: the same for everyone, no run data in it, so no token (a browser
+# cannot send one when it opens a link). The Host check still applies.
+PUBLIC_PATHS = frozenset({"/", "/static/console.js", "/static/console.css"})
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 @dataclass(frozen=True)
@@ -78,9 +87,12 @@ class Access:
     rebinding attack needs.
     """
 
-    def __init__(self, host: str, bound_address: str, port: int, token: RunToken) -> None:
+    def __init__(self, host: str, bound_address: str, port: int, tokens: RunTokens | RunToken) -> None:
         self.port = port
-        self.token = token
+        # A single token (a tool serving one audience) is the facilitator's: it may do everything.
+        self.tokens = (
+            tokens.by_capability() if isinstance(tokens, RunTokens) else {Capability.FACILITATOR: tokens}
+        )
         self.wildcard = host in WILDCARDS
         names = {host.lower().strip("[]"), bound_address.lower()}
         if self.wildcard:
@@ -95,6 +107,15 @@ class Access:
         return hostname in self.names or (self.wildcard and _is_ip(hostname))
 
     def check(self, headers: RawHeaders) -> Refusal | None:
+        """Address and token: None when the request may go on (with any capability)."""
+        refusal = self.check_address(headers)
+        if refusal is not None:
+            return refusal
+        granted = self.authenticate(headers)
+        return granted if isinstance(granted, Refusal) else None
+
+    def check_address(self, headers: RawHeaders) -> Refusal | None:
+        """Host and Origin name this server."""
         host = _one(headers, "host")
         if isinstance(host, Refusal):
             return host
@@ -108,17 +129,33 @@ class Access:
             hostname, port = _split_host("//" + authority)
             if scheme != "http" or not _AUTHORITY.fullmatch(authority) or not self._known(hostname, port):
                 return Refusal(403, "cross-origin requests are refused")
-        return self._check_token(headers)
+        return None
 
-    def _check_token(self, headers: RawHeaders) -> Refusal | None:
+    def authenticate(self, headers: RawHeaders) -> Capability | Refusal:
+        """The capability of the one Bearer token presented (compared in constant time against each)."""
         values = [
             value.encode("latin-1")
             for value in header_values(headers, "authorization")
             if value[:7].lower() == "bearer "
         ]
-        if len(values) != 1 or not self.token.matches(values[0][7:].strip()):
+        granted = None
+        if len(values) == 1:
+            presented = values[0][7:].strip()
+            for capability, token in self.tokens.items():  # every one, whichever matches
+                if token.matches(presented):
+                    granted = capability
+        if granted is None:
             return Refusal(401, "send the run's token: Authorization: Bearer <token>")
+        return granted
+
+
+def permits(granted: Capability, needed: Capability) -> Refusal | None:
+    """A 403 naming what is needed, when ``granted`` is less."""
+    if granted >= needed:
         return None
+    if granted is Capability.OBSERVER:
+        return Refusal(403, "the observer link can watch, not act")
+    return Refusal(403, f"this needs the {needed.label}'s link")
 
 
 def _split_host(text: str) -> tuple[str | None, int | None]:

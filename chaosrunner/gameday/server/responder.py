@@ -12,18 +12,16 @@ mistake is a 400 that says what was wrong.
 
 from __future__ import annotations
 
-import json
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chaosrunner.engine.rundir import RunDir
 from chaosrunner.errors import ChaosrunnerError
 from chaosrunner.gameday.marks import record_fields, responder_events
-from chaosrunner.gameday.server.app import json_reply, refuse
-from chaosrunner.gameday.server.guards import MAX_BODY, MAX_DEPTH, check_json_body, too_deep
+from chaosrunner.gameday.server.app import json_reply
+from chaosrunner.gameday.server.bodies import read_json
 
 
 def responder_routes(run: RunDir) -> list[Route]:
@@ -32,20 +30,9 @@ def responder_routes(run: RunDir) -> list[Route]:
         return json_reply(200, [event.as_fields() for event in events])
 
     async def post_event(request: Request) -> Response:
-        refusal = check_json_body(request.scope["headers"])
-        if refusal is not None:
-            return refuse(refusal)
-        body = bytearray()
-        async for chunk in request.stream():  # Content-Length bounds it; this bounds it again
-            body += chunk
-            if len(body) > MAX_BODY:
-                return json_reply(413, {"error": "the body is larger than its Content-Length"}, close=True)
-        if too_deep(bytes(body)):
-            return json_reply(400, {"error": f"JSON nested deeper than {MAX_DEPTH} levels"})
-        try:
-            fields = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as error:
-            return json_reply(400, {"error": f"malformed JSON: {error}"})
+        fields = await read_json(request)
+        if isinstance(fields, JSONResponse):
+            return fields
         if isinstance(fields, dict):
             meant = fields.pop("run_id", None)
             if meant is not None and meant != run.run_id:

@@ -23,6 +23,10 @@ from chaosrunner.redaction import RedactingFilter
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
+# A room of browsers each holds an event stream open (20 and more), and posts besides:
+# room for them, still a bound on what a flood of connections can take.
+CONCURRENCY = 128
+BACKLOG = 128
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -36,7 +40,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT of an earlier run only
         listener.bind(address)
-        listener.listen(64)
+        listener.listen(BACKLOG)
     except OSError as error:
         listener.close()
         where = f"port {port} on {host}"
@@ -85,7 +89,7 @@ class BackgroundServer:
             access_log=False,
             proxy_headers=False,  # addresses are not trusted for anything; the token is
             server_header=False,
-            limit_concurrency=32,
+            limit_concurrency=CONCURRENCY,
             timeout_keep_alive=5,
             timeout_graceful_shutdown=2,  # a client holding a request open cannot hold up the run's end
             h11_max_incomplete_event_size=16 * 1024,  # bounded header reads

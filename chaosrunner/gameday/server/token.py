@@ -1,10 +1,21 @@
-"""The per-run token: whoever shows it may mark events in the live run.
+"""The per-run tokens: what a request may do depends on which one it shows.
 
-Made fresh for every run (256 bits from ``secrets``), written once into the
-run folder as ``responder-token`` - created exclusively, never through a
-symlink, readable by its owner only - and shown once on the runner's
-terminal. It never goes into the journal: reports and every tool that reads
-the journal would carry it.
+Three per run, each made fresh (256 bits from ``secrets``) and written once
+into its own file in the run folder - created exclusively, never through a
+symlink, readable by its owner only - shown once on the runner's terminal
+as a console link, and removed when the server stops. None ever goes into
+the journal: reports and every tool that reads the journal would carry it.
+
+============  ================  =====================================================
+capability    file              may
+============  ================  =====================================================
+facilitator   responder-token   everything: marks, checklist, go/no-go, abort, injects
+team          team-token        marks and abort (the incident commander, responders)
+observer      observer-token    read only: the run view, the stream, the report
+============  ================  =====================================================
+
+The facilitator's file keeps its old name, so ``chaosrunner mark --url`` on
+the runner's machine finds it as before.
 
 Who can read the run folder can already write its journal directly, so the
 file gives a local ``chaosrunner mark --url`` nothing it did not have; a
@@ -15,16 +26,20 @@ every user of a machine).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import secrets
 import stat
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
 
 from chaosrunner.errors import EnvironmentProblem, UsageError
 
 TOKEN_FILE = "responder-token"
+TEAM_TOKEN_FILE = "team-token"
+OBSERVER_TOKEN_FILE = "observer-token"
 ENV_VAR = "CHAOSRUNNER_TOKEN"
 _TOKEN_BYTES = 32  # 256 bits; the issue asks for at least 128
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -44,17 +59,73 @@ class RunToken:
         return hmac.compare_digest(presented, self.value.encode("ascii"))
 
 
-def token_path(run_folder: Path) -> Path:
-    return run_folder / TOKEN_FILE
+class Capability(IntEnum):
+    """What a token grants; each grants everything the ones below it do."""
+
+    OBSERVER = 1
+    TEAM = 2
+    FACILITATOR = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
 
 
-def write_token(run_folder: Path, token: RunToken) -> Path:
-    """Create the token file, 0600; refuses an existing file or a symlink in its place."""
-    path = token_path(run_folder)
+_FILES = {
+    Capability.FACILITATOR: TOKEN_FILE,
+    Capability.TEAM: TEAM_TOKEN_FILE,
+    Capability.OBSERVER: OBSERVER_TOKEN_FILE,
+}
+
+
+@dataclass(frozen=True)
+class RunTokens:
+    """The three tokens of one run."""
+
+    facilitator: RunToken
+    team: RunToken
+    observer: RunToken
+
+    @classmethod
+    def new(cls) -> RunTokens:
+        return cls(RunToken.new(), RunToken.new(), RunToken.new())
+
+    def by_capability(self) -> dict[Capability, RunToken]:
+        return {
+            Capability.FACILITATOR: self.facilitator,
+            Capability.TEAM: self.team,
+            Capability.OBSERVER: self.observer,
+        }
+
+    def write(self, run_folder: Path) -> list[Path]:
+        """One 0600 file per token; the files already written are removed when one fails."""
+        written: list[Path] = []
+        try:
+            for capability, token in self.by_capability().items():
+                written.append(write_token(run_folder, token, _FILES[capability]))
+        except BaseException:
+            remove_files(written)
+            raise
+        return written
+
+
+def remove_files(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def token_path(run_folder: Path, name: str = TOKEN_FILE) -> Path:
+    return run_folder / name
+
+
+def write_token(run_folder: Path, token: RunToken, name: str = TOKEN_FILE) -> Path:
+    """Create a token file, 0600; refuses an existing file or a symlink in its place."""
+    path = token_path(run_folder, name)
     try:
         descriptor = os.open(path, _CREATE, 0o600)
     except OSError as error:
-        raise EnvironmentProblem(f"cannot create the responder token file {path}: {error}") from None
+        raise EnvironmentProblem(f"cannot create the token file {path}: {error}") from None
     with os.fdopen(descriptor, "w", encoding="ascii") as handle:
         handle.write(token.value + "\n")
         handle.flush()
