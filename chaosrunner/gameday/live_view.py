@@ -148,6 +148,7 @@ class LiveView:
         self._injecting_since: float | None = None
         self._stop = threading.Event()
         self._measure_wanted = threading.Event()
+        self._finished = threading.Event()  # wakes the sampler for the last, "not live" snapshot
         self._throttle = Throttle(measure_every)
         self._lock = threading.Lock()  # the series: appended by the sampler, copied by the server
         self._sli: deque[list[float | None]] = deque(maxlen=max_points)
@@ -179,6 +180,7 @@ class LiveView:
         self._closed = True
         self._stop.set()
         self._measure_wanted.set()
+        self._finished.set()
         for thread in (self._sampler, self._measurer):
             if thread.is_alive() and thread is not threading.current_thread():
                 thread.join(CLOSE_TIMEOUT)
@@ -192,6 +194,7 @@ class LiveView:
             self._injecting_since = time.monotonic()
         if kind == "run_finished":
             self._live = False
+            self._finished.set()
         if moves_figures(event):
             self._measure_wanted.set()
 
@@ -241,7 +244,7 @@ class LiveView:
             if not live:
                 return
             ticks += 1  # a fixed grid, like the abort monitor: slow queries do not make the rate drift
-            self._stop.wait(max(0.0, started + ticks * self.snapshot_every - time.monotonic()))
+            self._finished.wait(max(0.0, started + ticks * self.snapshot_every - time.monotonic()))
 
     def _conditions(self) -> list[dict[str, Any]]:
         monitor = self.runner.monitor
