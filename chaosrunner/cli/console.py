@@ -44,7 +44,20 @@ def describe_event(event: dict[str, Any]) -> str | None:
             ("WARNING: " if "; shadows " in event["origin"] else "")
             + f"abort condition {event['name']} from {event['origin']}"
         ),
-        "phase": lambda: f"phase: {event['phase']}",
+        "phase": lambda: (
+            "phase: awaiting_go - waiting for go/no-go from the facilitator"
+            if event["phase"] == "awaiting_go"
+            else f"phase: {event['phase']}"
+        ),
+        "checklist": lambda: (
+            f"checklist: {event['by']} {'ticked' if event['checked'] else 'unticked'} {event['text']}"
+        ),
+        "go_decision": lambda: describe_go(event),
+        "inject_fired": lambda: (
+            f"inject {event['name']} (to {event['audience']}, t0+{format_duration(event['at_offset_s'])}): "
+            + event["text"]
+        ),
+        "inject_skipped": lambda: f"inject {event['name']} skipped: {event['reason']}",
         "check": lambda: f"{'ok' if event['ok'] else 'FAILED'}: {event['name']} - {event['detail']}",
         "fault_planned": lambda: (
             f"planned {fault}: {event['summary'] or event['kind']}"
@@ -71,7 +84,9 @@ def describe_event(event: dict[str, Any]) -> str | None:
         "signal_ignored": lambda: f"{event['signal']} ignored: {event['detail']}",
         "run_finished": lambda: f"run finished: {event['status']} - {event['detail']}",
         "responder": lambda: (
-            f"team: {event['by']} {event['event']}"
+            f"team: {event['by']}"
+            + (f" ({event['role'].replace('_', ' ')})" if event.get("role") else "")
+            + f" {event['event']}"
             + (f" {event['value']}" if event.get("value") else "")
             + (f" (via {event['via']})" if event.get("via") else "")
         ),
@@ -91,6 +106,17 @@ def describe_event(event: dict[str, Any]) -> str | None:
         + ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("type", "time", "offset"))
     )
     return safe_text(line)
+
+
+def describe_go(event: dict[str, Any]) -> str:
+    """``GO from alice (facilitator): reason`` and what was not ticked when it was said."""
+    said = "GO" if event["decision"] == "go" else "NO-GO"
+    line = f"{said} from {event['by']} ({str(event.get('role') or 'facilitator').replace('_', ' ')})"
+    if event.get("reason"):
+        line += f": {event['reason']}"
+    if event.get("unchecked"):
+        line += f" [not ticked: {'; '.join(event['unchecked'])}]"
+    return line
 
 
 def describe_condition(event: dict[str, Any]) -> str:
@@ -156,7 +182,8 @@ class LiveConsole:
 
     def __call__(self, event: dict[str, Any]) -> None:
         line = describe_event(event)
-        if line is not None and event["type"] not in QUIET_EVENTS:
+        waiting = event["type"] == "phase" and event.get("phase") == "awaiting_go"  # the room must know
+        if line is not None and (event["type"] not in QUIET_EVENTS or waiting):
             self.events.append(f"{event['offset']:7.2f}s  {line}")
 
     def _refresh(self) -> None:

@@ -26,8 +26,9 @@ run_started            run_id, version, scenario_title, scenario_file, scenario
                        host, monotonic_start
 abort_condition_source name, origin: the library file a ``use:`` condition came
                        from, then ``; shadows FILE`` for each definition it hides
-phase                  phase: planning | preflight | injecting | reverting |
-                       verifying | finished
+phase                  phase: planning | preflight | awaiting_go | injecting |
+                       reverting | verifying | finished (awaiting_go: a gameday
+                       whose run sheet has go_no_go waits for the decision)
 check                  name, ok, detail (preflight and verification checks)
 fault_planned          fault, kind, targets [{id, name}], summary, revert_record
 fault_injecting        fault, kind, revert_record - written BEFORE the side effect
@@ -46,8 +47,8 @@ condition              name, state (ok | pending | firing | no_data), value,
                        threshold, comparator - written when the state changes
 prometheus             state (unreachable | recovered), error
 abort                  cause (condition | kill_switch | operator | signal |
-                       max_duration | prometheus_unreachable | fault_error),
-                       detail
+                       max_duration | prometheus_unreachable | fault_error |
+                       no_go | go_timeout), detail
 faults_ending          reason (faults are about to be reverted)
 signal_ignored         signal, detail (a signal that arrived while reverting)
 run_finished           status (completed | aborted | deviated | failed |
@@ -55,8 +56,18 @@ run_finished           status (completed | aborted | deviated | failed |
 toxic_switched         fault, toxic, enabled, proxies [addresses], by - from
                        ``chaosrunner toxic`` in any terminal
 responder              event (detected | mitigated | ... | note), at, by,
-                       value, via - from ``chaosrunner mark``, the endpoint or
-                       the demo's responder; ``at`` may precede ``time``
+                       value, via, role (facilitator | incident_commander |
+                       responder; only when given) - from ``chaosrunner mark``,
+                       the endpoint, the console or the demo's responder;
+                       ``at`` may precede ``time``
+checklist              item (index into the run sheet's prerequisites), text,
+                       checked, by - the facilitator ticking a prerequisite
+go_decision            decision (go | no_go), by, role, reason, unchecked
+                       (prerequisites not ticked) - one per run, written by
+                       ``chaosrunner go`` or the console while awaiting_go
+inject_fired           name, text, audience (responders | everyone),
+                       at_offset_s (seconds after t0 it was due) - gameday
+inject_skipped         name, reason (the ``unless`` mark the team had made)
 responder_endpoint     url (gameday: where the team may POST marks)
 alert                  source, name, state, since, layer (gameday: alerts the
                        watcher saw change)

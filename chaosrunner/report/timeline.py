@@ -23,9 +23,9 @@ from chaosrunner.engine.journal import outcome_summary, parse_time
 from chaosrunner.gameday.measure import Measurement
 from chaosrunner.report import fmt
 
-SYSTEM = "system"  # chaosrunner and the target: faults, checks, aborts
+SYSTEM = "system"  # chaosrunner and the target: faults, checks, aborts, the run sheet's injects
 MONITORING = "monitoring"  # alerts and abort-condition states, as Prometheus saw them
-TEAM = "team"  # responder marks
+TEAM = "team"  # responder marks, and the facilitator's checklist and go/no-go
 MEASURED = "measured"  # moments computed from Prometheus data afterwards
 
 SKIPPED = {"phase", "fault_injecting", "fault_reverting", "responder_endpoint"}
@@ -73,7 +73,23 @@ def _responder(event: Mapping[str, Any]) -> tuple[str, str]:
         "cause": f"declared root cause: {value}",
         "note": f"note: {value}",
     }.get(mark, f"{mark} {value}".strip())
-    return str(event.get("by", "")) or "unknown", text
+    return _person(event), text
+
+
+def _person(event: Mapping[str, Any]) -> str:
+    """``alice``, or ``alice (incident commander)`` when the event says which role."""
+    who = str(event.get("by", "")) or "unknown"
+    role = event.get("role")
+    return f"{who} ({fmt.human(str(role))})" if role else who
+
+
+def _go_decision(event: Mapping[str, Any]) -> str:
+    said = "GO: inject the faults" if event.get("decision") == "go" else "NO-GO: call the gameday off"
+    text = said + (f" - {event['reason']}" if event.get("reason") else "")
+    unchecked = event.get("unchecked") or []
+    if unchecked:
+        text += f" (not ticked: {'; '.join(str(item) for item in unchecked)})"
+    return text
 
 
 def _describe(event: Mapping[str, Any]) -> tuple[str, str, str, bool] | None:
@@ -187,6 +203,26 @@ def _describe(event: Mapping[str, Any]) -> tuple[str, str, str, bool] | None:
             f"ending the faults: {event.get('reason', '')}",
             False,
         ),
+        "go_decision": lambda: (TEAM, _person(event), _go_decision(event), True),
+        "checklist": lambda: (
+            TEAM,
+            _person(event),
+            f"{'ticked' if event.get('checked') else 'unticked'} prerequisite: {event.get('text', '')}",
+            False,
+        ),
+        "inject_fired": lambda: (
+            SYSTEM,
+            "run sheet",
+            f"inject {event.get('name', '')} to {event.get('audience', 'responders')}: "
+            + str(event.get("text", "")),
+            True,
+        ),
+        "inject_skipped": lambda: (
+            SYSTEM,
+            "run sheet",
+            f"inject {event.get('name', '')} skipped: {event.get('reason', '')}",
+            False,
+        ),
         "mitigation_unconfirmed": lambda: (SYSTEM, "chaosrunner", str(event.get("detail", "")), False),
         "escalation_due": lambda: (SYSTEM, "chaosrunner", f"escalation due: {event.get('detail', '')}", True),
         "webhook": lambda: (
@@ -197,6 +233,8 @@ def _describe(event: Mapping[str, Any]) -> tuple[str, str, str, bool] | None:
             False,
         ),
     }
+    if kind == "phase" and event.get("phase") == "awaiting_go":
+        return SYSTEM, "chaosrunner", "waiting for go/no-go from the facilitator", False
     if kind in SKIPPED:
         return None
     if kind == "responder":
