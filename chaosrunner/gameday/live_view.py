@@ -52,7 +52,7 @@ QUERY_TIMEOUT = 0.8
 costs one late snapshot, not a backlog."""
 MAX_POINTS = 20_000
 """Samples kept per series: at one a second, five and a half hours - longer than any gameday."""
-CLOSE_TIMEOUT = 2.0
+CLOSE_TIMEOUT = 3.0
 
 _MARKS_THAT_MOVE_FIGURES = frozenset({"detected", "mitigated"})
 
@@ -146,9 +146,11 @@ class LiveView:
         self.measurements = 0
         self._live = True
         self._injecting_since: float | None = None
-        self._stop = threading.Event()
-        self._measure_wanted = threading.Event()
+        self._stop = threading.Event()  # abandon whatever is still running
+        self._closing = threading.Event()  # finish up: the last snapshot, the pending measurement
         self._finished = threading.Event()  # wakes the sampler for the last, "not live" snapshot
+        self._wake = threading.Event()  # wakes the measurer
+        self._pending = False  # an event that can move a figure has not been measured yet
         self._throttle = Throttle(measure_every)
         self._lock = threading.Lock()  # the series: appended by the sampler, copied by the server
         self._sli: deque[list[float | None]] = deque(maxlen=max_points)
@@ -174,16 +176,25 @@ class LiveView:
         self._measurer.start()
 
     def close(self) -> None:
-        """Stop both threads (bounded: a query in flight is abandoned, not awaited); idempotent."""
+        """Finish and stop; idempotent, and bounded by ``CLOSE_TIMEOUT`` in all.
+
+        The run is usually over when this is called, its last events not yet
+        reflected: the sampler publishes its last snapshot and the measurer the
+        pending measurement at once (past the throttle), so the page ends with
+        the run's final figures. What is still running at the deadline - a
+        query Prometheus does not answer - is abandoned, not awaited.
+        """
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
-        self._measure_wanted.set()
+        self._closing.set()
         self._finished.set()
+        self._wake.set()
+        deadline = time.monotonic() + CLOSE_TIMEOUT
         for thread in (self._sampler, self._measurer):
             if thread.is_alive() and thread is not threading.current_thread():
-                thread.join(CLOSE_TIMEOUT)
+                thread.join(max(0.0, deadline - time.monotonic()))
+        self._stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- the runner listener: must return at once ------------------------------------------
@@ -196,7 +207,8 @@ class LiveView:
             self._live = False
             self._finished.set()
         if moves_figures(event):
-            self._measure_wanted.set()
+            self._pending = True
+            self._wake.set()
 
     # -- what the server asks for ------------------------------------------------------------
 
@@ -236,12 +248,14 @@ class LiveView:
         started = time.monotonic()
         ticks = 0
         while not self._stop.is_set():
-            live = self._live  # read before sampling: the snapshot that says "not live" is the last
+            # Read before sampling: the snapshot that says "not live" (or the one made while
+            # closing) is the last.
+            last = not self._live or self._closing.is_set()
             try:
                 self.publish("snapshot", self.snapshot())
             except Exception as error:  # advisory: a broken snapshot must not end the others
                 self._failed("snapshot", error)
-            if not live:
+            if last:
                 return
             ticks += 1  # a fixed grid, like the abort monitor: slow queries do not make the rate drift
             self._finished.wait(max(0.0, started + ticks * self.snapshot_every - time.monotonic()))
@@ -307,18 +321,22 @@ class LiveView:
 
     def _measure_loop(self) -> None:
         while not self._stop.is_set():
-            self._measure_wanted.wait()
+            self._wake.wait()
+            # Coalesce: every event until the throttle opens is covered by one measurement
+            # (closing opens it at once: the run's last figures are not held back).
+            self._closing.wait(self._throttle.wait())
             if self._stop.is_set():
                 return
-            # Coalesce: every event until the throttle opens is covered by one measurement.
-            if self._stop.wait(self._throttle.wait()):
+            self._wake.clear()
+            if self._pending:  # cleared before measuring: an event from now on wakes us again
+                self._pending = False
+                self._throttle.went()
+                try:
+                    self.measure_now()
+                except Exception as error:  # advisory: the debrief measures again, with all the data
+                    self._failed("live measurement", error)
+            if self._closing.is_set():
                 return
-            self._measure_wanted.clear()
-            self._throttle.went()
-            try:
-                self.measure_now()
-            except Exception as error:  # advisory: the debrief measures again, with all the data
-                self._failed("live measurement", error)
 
     def measure_now(self) -> dict[str, Any]:
         """Measure over the journal so far; publish ``measured`` when the figures changed."""

@@ -273,8 +273,13 @@ def test_measurement_is_throttled_coalesced_and_published_only_on_change(
     time.sleep(0.5)
     assert len(calls) == 1
     view({"type": "condition"})  # cannot move a figure: never measured for
-    view.close()  # prompt even with a measurement pending behind the throttle
+    view({"type": "alert"})  # can: waits behind the throttle
+    time.sleep(0.3)
     assert len(calls) == 1
+    started = time.monotonic()
+    view.close()  # the pending measurement goes out now, not after the 60 s throttle
+    assert time.monotonic() - started < 5
+    assert calls == [1, 1]  # and no journal line counted twice
 
     # A short throttle: the same figures twice publish once.
     calls.clear()
@@ -319,6 +324,32 @@ def test_snapshots_flow_every_second_until_the_run_finishes(
     time.sleep(0.5)
     assert len(published.named("snapshot")) == count  # the "not live" snapshot is the last
     assert len(view.series()["sli"]) == count
+
+
+def test_closing_right_after_the_run_finished_still_ends_with_its_last_figures(
+    tmp_path: Path, scripted: ScriptedMetrics
+) -> None:
+    runner = fake_runner(tmp_path, make_scenario(), scripted)
+    journal_line(runner.run_dir.journal_path, "fault_injected", T0, fault="flag", kind="inprocess.flag")
+    published = Published()
+    # Slow on purpose: nothing but closing can get the last snapshot and measurement out in time.
+    view = LiveView(runner, scripted, published, snapshot_every=60.0, measure_every=60.0)
+    view.start()
+    view({"type": "fault_injected"})
+    wait_for(lambda: len(published.named("measured")) == 1 and len(published.named("snapshot")) == 1)
+    journal_line(
+        runner.run_dir.journal_path,
+        "responder",
+        T0 + timedelta(seconds=12),
+        event="detected",
+        at=format_time(T0 + timedelta(seconds=12)),
+        by="bob",
+    )
+    view({"type": "responder", "event": "detected"})
+    view({"type": "run_finished"})  # what the server's session does next is close the view
+    view.close()
+    assert published.named("snapshot")[-1]["live"] is False
+    assert published.named("measured")[-1]["ttd_s"] == 12.0
 
 
 def test_close_is_prompt_with_prometheus_hanging_and_safe_twice(
