@@ -45,7 +45,7 @@ def action_routes(live: LiveRun) -> list[Route]:
         try:
             event = await run_in_threadpool(record_fields, run, fields)
         except ChaosrunnerError as error:
-            return json_reply(400, {"error": str(error)})
+            return json_reply(400, {"error": one_line(error)})
         live.feed.wake()
         return json_reply(201, event.as_fields())
 
@@ -56,7 +56,7 @@ def action_routes(live: LiveRun) -> list[Route]:
         try:
             by, reason = _abort_fields(fields)
         except UsageError as error:
-            return json_reply(400, {"error": str(error)})
+            return json_reply(400, {"error": one_line(error)})
         if not await run_in_threadpool(run.is_live):
             return json_reply(409, {"error": f"run {run.run_id} is not live"})
         detail = f"aborted by {by} from the console" + (f": {reason}" if reason else "")
@@ -80,7 +80,7 @@ def action_routes(live: LiveRun) -> list[Route]:
             item, checked, by = _checklist_fields(fields)
             event = await run_in_threadpool(lambda: record_checklist(run, item, checked, by=by))
         except ChaosrunnerError as error:
-            return json_reply(400, {"error": str(error)})
+            return json_reply(400, {"error": one_line(error)})
         live.feed.wake()
         return json_reply(201, _fields(event))
 
@@ -98,13 +98,13 @@ def action_routes(live: LiveRun) -> list[Route]:
         try:
             decision, by, reason = _decision_fields(fields)
         except UsageError as error:
-            return json_reply(400, {"error": str(error)})
+            return json_reply(400, {"error": one_line(error)})
         try:
             event = await run_in_threadpool(
                 lambda: record_decision(run, decision, by=by, role="facilitator", reason=reason)
             )
         except ChaosrunnerError as error:  # not awaiting go: before preflight, decided already, or over
-            return json_reply(409, {"error": str(error)})
+            return json_reply(409, {"error": one_line(error)})
         live.feed.wake()
         return json_reply(201, _fields(event))
 
@@ -114,6 +114,11 @@ def action_routes(live: LiveRun) -> list[Route]:
         Route("/api/checklist", post_checklist, methods=["POST"]),
         Route("/api/go", post_go, methods=["POST"]),
     ]
+
+
+def one_line(error: Exception) -> str:
+    """An error as the page shows it: one line (the loader's may list several problems)."""
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
 def _abort_fields(fields: dict[str, Any]) -> tuple[str, str]:

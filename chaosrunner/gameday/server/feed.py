@@ -133,18 +133,19 @@ class Subscription:
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self._ready.set)
 
-    async def next_batch(self) -> list[Message]:
-        """Whatever is queued, waiting until something is (or the subscription ends)."""
+    async def next_batch(self) -> tuple[list[Message], bool]:
+        """Whatever is queued, waiting until something is; and whether the subscription has ended.
+
+        Both are taken under one lock: when it says ended, the batch holds
+        everything queued before the end (the ``bye`` among it), so nothing
+        is left behind unsent.
+        """
         await self._ready.wait()
         self._ready.clear()
         with self._lock:
             batch = list(self._queue)
             self._queue.clear()
-        return batch
-
-    @property
-    def ended(self) -> bool:
-        return self.overflowed or self.closed
+            return batch, self.overflowed or self.closed
 
 
 class RunFeed:
@@ -165,6 +166,12 @@ class RunFeed:
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
+
+    @property
+    def offset(self) -> int:
+        """How far into the journal the feed has read (and published)."""
+        with self._lock:
+            return self._offset
 
     @property
     def subscribers(self) -> int:

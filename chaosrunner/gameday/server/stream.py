@@ -58,14 +58,13 @@ def stream_route(live: LiveRun) -> Route:
                     position = next_position
                 yield _event(Message("series", await run_in_threadpool(_series, live)))
                 while True:  # then live, until the feed says bye or this page falls too far behind
-                    for message in await subscription.next_batch():
+                    batch, ended = await subscription.next_batch()
+                    for message in batch:
                         if message.id is not None and message.id <= sent:
                             continue  # replayed already
                         yield _event(message)
                         sent = message.id or sent
-                        if message.event == "bye":
-                            return
-                    if subscription.ended:
+                    if ended:
                         return
             finally:
                 live.feed.unsubscribe(subscription)
