@@ -446,3 +446,42 @@ def test_after_the_run_the_page_shows_the_result_the_debrief_and_that_the_server
     abort = run.wait_for_event(lambda event: event["type"] == "abort")
     assert abort["detail"] == "aborted by Fran from the console: the room lost power"
     no_problems(facilitator)
+
+
+def test_chaosrunner_serve_lists_past_runs_and_shows_a_report(
+    browser: Browser, start_run: Callable[..., LiveRun]
+) -> None:
+    run = start_run()
+    run.wait_for_event(lambda event: event["type"] == "fault_injected")
+    run_chaosrunner("abort", run.run_id, env=run.env)
+    assert run.finish() == 1
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "chaosrunner", "serve"],
+        env=run.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert serve.stdout is not None
+        found = re.search(r"chaosrunner serve: (http://\S+)", serve.stdout.readline())
+        assert found, "serve printed no address"
+        visitor = browser.page(found.group(1))
+        page = visitor.page
+        row = page.get_by_test_id("runs-list").locator(f'tr[data-run="{run.run_id}"]')
+        row.wait_for(timeout=10000)
+        assert "Checkout payments <fail> & recover" in (row.text_content() or "")
+        assert "aborted" in (row.text_content() or "")
+        row.get_by_role("button", name="Report").click()
+        page.get_by_test_id("debrief").wait_for(timeout=30000)
+        report = page.frame_locator('[data-testid="debrief"] iframe')
+        assert report.locator("h1").first.text_content() == "Checkout payments <fail> & recover"
+        page.screenshot(path=str(ARTIFACTS / "serve.png"))
+        # GET /api/run answers 404 {"serve": true} by contract - how the page learns there is no
+        # live run - and Chromium logs every 4xx answer to fetch: that one line, nothing else.
+        assert [text for text in visitor.console_errors if "404" not in text] == []
+        assert len(visitor.console_errors) <= 1
+        assert visitor.page_errors == [] and visitor.failed_requests == []
+    finally:
+        serve.terminate()
+        serve.wait(timeout=15)
