@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from typing import Any
 
 import click
 
 
 @click.command()
-@click.option("--interactive", is_flag=True, help="You play the responder; the mark commands are shown.")
+@click.option(
+    "--interactive", is_flag=True, help="You play the facilitator and the responder, in the console page."
+)
 @click.option("--down", is_flag=True, help="Stop the sandbox's processes and remove its monitoring config.")
 @click.option(
     "--up", "up_only", is_flag=True, help="Start the sandbox and leave it running, without a gameday."
 )
 @click.option("--plain", is_flag=True, help="Plain event lines even on a terminal.")
-def demo(interactive: bool, down: bool, up_only: bool, plain: bool) -> None:
+@click.option(
+    "--linger",
+    default="0s",
+    metavar="DURATION",
+    help="Keep the console up this long after the debrief (interactive on a terminal: until Enter).",
+)
+def demo(interactive: bool, down: bool, up_only: bool, plain: bool, linger: str) -> None:
     """Run a gameday on the embedded sandbox: a checkout service whose database
     connection pool gets exhausted, monitored in three layers, with a scripted
     responder (or you, with --interactive), then the debrief."""
     from chaosrunner.cli.console import make_console
     from chaosrunner.cli.gameday_commands import print_summary
+    from chaosrunner.cli.run_commands import parse_linger
     from chaosrunner.demo.play import interactive_instructions, play
     from chaosrunner.demo.sandbox import Sandbox
 
+    linger_seconds = parse_linger(linger)
     sandbox = Sandbox()
     if down:
         stopped = sandbox.down()
@@ -45,12 +58,22 @@ def demo(interactive: bool, down: bool, up_only: bool, plain: bool) -> None:
         consoles.append(make_console(runner, force_plain=plain or interactive))
         return consoles
 
-    def started(runner: Any) -> None:
+    def started(runner: Any, links: Any) -> None:
         if interactive:
-            click.echo(interactive_instructions(runner.run_dir.run_id, sandbox))
+            click.echo(interactive_instructions(runner.run_dir.run_id, sandbox, links))
+            if links is not None:
+                open_in_browser(links.facilitator)
+
+    def after_report() -> None:
+        if interactive and sys.stdin.isatty():
+            click.echo("\nThe debrief is in the console page. Press Enter to stop the console.")
+            sys.stdin.readline()
+        elif linger_seconds:
+            click.echo(f"\nThe debrief is in the console page for {linger_seconds:g}s more.")
+            time.sleep(linger_seconds)
 
     try:
-        run = play(sandbox, listeners, interactive=interactive, on_started=started)
+        run = play(sandbox, listeners, interactive=interactive, on_started=started, after_report=after_report)
     finally:
         for console in consoles:
             console.close()
@@ -60,3 +83,15 @@ def demo(interactive: bool, down: bool, up_only: bool, plain: bool) -> None:
     if run.report is not None:
         click.echo(f"report:  {run.report}")
     raise SystemExit(run.result.exit_code)
+
+
+def open_in_browser(url: str) -> None:
+    """Open the console where a desktop browser exists; never a text browser in this terminal."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return  # a server or an SSH session: the link is printed above
+    import webbrowser
+
+    try:
+        webbrowser.open(url, new=2)
+    except webbrowser.Error:
+        return

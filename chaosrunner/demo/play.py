@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaosrunner.demo.facilitator import ScriptedFacilitator
 from chaosrunner.demo.responder import ScriptedResponder
 from chaosrunner.demo.sandbox import ROLE, SCENARIO, Sandbox
 from chaosrunner.engine.runner import Runner, RunOptions, RunResult
@@ -24,6 +25,23 @@ from chaosrunner.scenario.loader import load_scenario
 Listener = Any
 
 
+@dataclass(frozen=True)
+class ConsoleLinks:
+    """The run's console links (each carries its token in the fragment): printed, never journaled."""
+
+    facilitator: str
+    team: str
+    observer: str
+
+    @classmethod
+    def of(cls, session: GamedaySession) -> ConsoleLinks | None:
+        server = session.server
+        if server is None or server.token_file is None:
+            return None
+        tokens = server.tokens
+        return cls(server.link(tokens.facilitator), server.link(tokens.team), server.link(tokens.observer))
+
+
 @dataclass
 class DemoRun:
     result: RunResult
@@ -32,27 +50,33 @@ class DemoRun:
     report: Path | None = None
 
 
-def interactive_instructions(run_id: str, sandbox: Sandbox) -> str:
+def interactive_instructions(run_id: str, sandbox: Sandbox, links: ConsoleLinks | None) -> str:
     dsn = sandbox.monitoring_dsn()
     who = f"SELECT pid, application_name, state FROM pg_stat_activity WHERE usename = '{ROLE}'"
     end = (
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         f"WHERE usename = '{ROLE}' AND application_name <> 'checkout'"
     )
+    console = (
+        [
+            "You are the facilitator and the on-call team. Open the console in a browser:",
+            f"  facilitator: {links.facilitator}",
+            f"  team (play the responder here, e.g. in a second window): {links.team}",
+            f"  observers (watch only): {links.observer}",
+            "Tick the checklist and press Go; checkout fails a moment later. Then, from the page:",
+            "  detected (which monitoring layer saw it?), severity, incident commander, status updates",
+            "  (what is affected, hypothesis, who does what, next update), change, mitigated, cause.",
+        ]
+        if links is not None
+        else [f"Say go with: chaosrunner go {run_id}"]
+    )
     return "\n".join(
         [
-            "You are on call. Checkout is about to fail. Play the responder from another terminal:",
-            f"  chaosrunner mark {run_id} detected --via infrastructure --by you",
-            f"  chaosrunner mark {run_id} severity P1",
-            f"  chaosrunner mark {run_id} ic you",
-            f'  chaosrunner mark {run_id} status "checkout failing for N% of users; hypothesis: ...; '
-            '@someone is ...; next update in 20s"',
+            *console,
             "Find who holds the checkout role's connections, and end them (a production change):",
             f'  psql "{dsn}" -c "{who}"',
             f'  psql "{dsn}" -c "{end}"',
-            f'  chaosrunner mark {run_id} change "terminated the hogging connections" --by someone',
-            f"  chaosrunner mark {run_id} mitigated",
-            f'  chaosrunner mark {run_id} cause "..."',
+            f"Or from a terminal: chaosrunner mark {run_id} detected --via infrastructure (and so on).",
             "The run ends when the success rate is back within its objective for 10s (or at 2m30s).",
         ]
     )
@@ -63,12 +87,15 @@ def play(
     make_listeners: Callable[[Runner], list[Listener]],
     *,
     interactive: bool = False,
-    on_started: Callable[[Runner], None] | None = None,
+    on_started: Callable[[Runner, ConsoleLinks | None], None] | None = None,
+    after_report: Callable[[], None] | None = None,
 ) -> DemoRun:
     """Run the demo scenario on a sandbox that is up; returns the result and the debrief.
 
     ``make_listeners`` gets the runner before it starts (a console needs it);
-    ``on_started`` is called once the run has its id.
+    ``on_started`` is called once the run has its id and its console serves;
+    ``after_report`` once the pages have the report, before the console stops
+    (the interactive demo waits there for the person to finish reading).
     """
     from chaosrunner.observe.prometheus import PrometheusHTTP
 
@@ -78,24 +105,35 @@ def play(
     runner = Runner(scenario, str(SCENARIO), metrics, RunOptions())
     session = GamedaySession(runner, metrics)
     responder: ScriptedResponder | None = None
+    facilitator: ScriptedFacilitator | None = None
 
     def start_team(event: dict[str, Any]) -> None:
-        nonlocal responder
-        if event["type"] != "run_started" or runner.run_dir is None:
-            return
+        nonlocal responder, facilitator
+        if event["type"] != "responder_endpoint" or runner.run_dir is None:
+            return  # the console serves from here: its links exist
         if on_started is not None:
-            on_started(runner)
+            on_started(runner, ConsoleLinks.of(session))
         if not interactive:
+            facilitator = ScriptedFacilitator(runner.run_dir, list(scenario.run_sheet.prerequisites))
+            facilitator.start()
             responder = ScriptedResponder(runner.run_dir, metrics, sandbox.monitoring_dsn(), ROLE)
             responder.start()
 
     runner.listeners.extend([*make_listeners(runner), session, start_team])
     try:
-        result = runner.run()
+        try:
+            result = runner.run()
+        finally:
+            session.end_of_run()
+            for actor in (facilitator, responder):
+                if actor is not None:
+                    actor.close()
+        outcome = debrief(result.run_id, metrics)
+        report = write_run_report(outcome, metrics=metrics).main
+        session.report_written(report)
+        if after_report is not None:
+            after_report()
     finally:
         session.close()
-        if responder is not None:
-            responder.close()
-    outcome = debrief(result.run_id, metrics)
-    report = write_run_report(outcome, metrics=metrics).main
-    return DemoRun(result, outcome, responder.log if responder else [], report)
+    log = (facilitator.log if facilitator else []) + (responder.log if responder else [])
+    return DemoRun(result, outcome, log, report)
