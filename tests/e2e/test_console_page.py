@@ -117,7 +117,7 @@ class LiveRun:
         return self.process.wait(timeout=timeout)
 
 
-def scenario_file(folder: Path, rig: dict[str, str], *, go_no_go: bool) -> Path:
+def scenario_file(folder: Path, rig: dict[str, str], *, go_no_go: bool, ttm_target: str, sli: bool) -> Path:
     document = {
         "metadata": {
             "title": "Checkout payments <fail> & recover",
@@ -141,7 +141,7 @@ def scenario_file(folder: Path, rig: dict[str, str], *, go_no_go: bool) -> Path:
             "max_duration": "150s",
             "check_interval": "200ms",
             "ttd_target": "60s",
-            "ttm_target": "120s",
+            "ttm_target": ttm_target,
             "status_update_every": "2m",
         },
         "run_sheet": {
@@ -152,6 +152,8 @@ def scenario_file(folder: Path, rig: dict[str, str], *, go_no_go: bool) -> Path:
             ],
         },
     }
+    if not sli:  # then a `mitigated` mark alone ends the run, and measures TTM
+        del document["mitigation"]
     path = folder / "console-gameday.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
@@ -162,7 +164,7 @@ def start_run(tmp_path: Path, rig: dict[str, str]) -> Iterator[Callable[..., Liv
     """Starts a gameday; whatever is still running at the end is aborted and awaited."""
     started: list[LiveRun] = []
 
-    def start(*, go_no_go: bool = False) -> LiveRun:
+    def start(*, go_no_go: bool = False, ttm_target: str = "120s", sli: bool = True) -> LiveRun:
         clean = {key: value for key, value in rig.items() if key != "CHAOSRUNNER_TOKEN"}
         env = {**clean, "CHAOSRUNNER_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(REPO)}
         process = subprocess.Popen(
@@ -172,7 +174,7 @@ def start_run(tmp_path: Path, rig: dict[str, str]) -> Iterator[Callable[..., Liv
                 "chaosrunner",
                 "run",
                 "--plain",
-                str(scenario_file(tmp_path, rig, go_no_go=go_no_go)),
+                str(scenario_file(tmp_path, rig, go_no_go=go_no_go, ttm_target=ttm_target, sli=sli)),
             ],
             env=env,
             stdout=subprocess.PIPE,
@@ -305,8 +307,10 @@ def test_the_facilitator_runs_the_gameday_live_and_terminal_marks_arrive_within_
     no_problems(facilitator)
 
 
-def test_what_people_type_is_shown_as_text(browser: Browser, start_run: Callable[..., LiveRun]) -> None:
-    run = start_run()
+def test_what_people_type_is_shown_as_text_and_the_team_acts_from_the_page(
+    browser: Browser, start_run: Callable[..., LiveRun]
+) -> None:
+    run = start_run(ttm_target="3s", sli=False)
     responder = browser.page(run.links["team"])
     page = responder.page
     introduce(responder, "Rita <i>", "incident_commander")
@@ -329,6 +333,17 @@ def test_what_people_type_is_shown_as_text(browser: Browser, start_run: Callable
     # ...which Chromium also logs, as it logs every 4xx answer: that one, and nothing else.
     assert [text for text in responder.console_errors if "400" not in text] == []
     responder.console_errors.clear()
+
+    # Not mitigated within the target: the banner says escalate; escalating clears it.
+    banner = page.get_by_test_id("escalation-banner")
+    banner.get_by_text("escalate one level").wait_for(timeout=15000)
+    page.get_by_role("button", name="Escalated").click()
+    banner.wait_for(state="hidden", timeout=5000)
+    # Mitigated (no SLI to confirm it): the run ends and the page shows the measured TTM.
+    page.get_by_role("button", name="Mitigated").click()
+    page.get_by_test_id("ttm").filter(has_text=re.compile(r"\d")).wait_for(timeout=15000)
+    page.get_by_test_id("result").get_by_text("completed").wait_for(timeout=15000)
+    assert run.finish() == 0
     no_problems(responder)
 
 
