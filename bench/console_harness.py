@@ -149,8 +149,8 @@ def journal_epoch(event: dict[str, Any]) -> float:
     return parse_time(event["time"]).timestamp()
 
 
-def post_mark(run: GamedayRun, capability: str, text: str, by: str) -> bool:
-    """POST /api/marks with a note carrying ``text``; True on 201."""
+def post_mark(run: GamedayRun, capability: str, text: str, by: str) -> str | None:
+    """POST /api/marks with a note carrying ``text``: None on 201, else why not (one line)."""
     base, token = run.links[capability]
     body = json.dumps({"event": "note", "value": text, "by": by, "role": "responder"}).encode()
     request = urllib.request.Request(
@@ -161,9 +161,11 @@ def post_mark(run: GamedayRun, capability: str, text: str, by: str) -> bool:
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status == 201
-    except (urllib.error.URLError, OSError):
-        return False
+            return None if response.status == 201 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as error:
+        return f"HTTP {error.code}: {error.read(200).decode(errors='replace')}"
+    except (urllib.error.URLError, OSError) as error:
+        return f"{type(error).__name__}: {getattr(error, 'reason', error)}"
 
 
 def cli_mark(run: GamedayRun, text: str, by: str) -> bool:
@@ -209,12 +211,13 @@ class Seen:
         self.context.add_init_script(SEEN_SCRIPT % marker)
         # The person's name and role, as the page asks once per browser.
         self.context.add_init_script(
-            f"try {{ localStorage.setItem('chaosrunner.name', {json.dumps(name)});"
-            f" localStorage.setItem('chaosrunner.role', {json.dumps(role)}); }} catch (e) {{}}"
+            f"try {{ localStorage.setItem('chaosrunner.console.name', {json.dumps(name)});"
+            f" localStorage.setItem('chaosrunner.console.role', {json.dumps(role)}); }} catch (e) {{}}"
         )
         self.errors: list[str] = []
         self.page = self.context.new_page()
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
         self.page.goto(url)
 
     def when(self, text: str) -> float | None:

@@ -40,6 +40,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ from engine_harness import METRIC, PROMETHEUS, Target, delete_trigger, percentil
 from chaosrunner.observe.prometheus import PrometheusHTTP
 
 MARKER = "bench" + uuid.uuid4().hex[:6]
-PAGES = ("facilitator",) * 4 + ("team",) * 10 + ("observer",) * 6
+PAGES = ("facilitator",) * 4 + ("team",) * 10 + ("observer",) * 6  # the order "shown per page" prints
 PROBE_EVERY = 10.0
 MARKS_PER_SECOND = 10
 
@@ -121,19 +122,23 @@ def probe_reactions(run: GamedayRun, target: Target, minutes: float) -> list[flo
     return reactions
 
 
-def final_abort(run: GamedayRun, target: Target) -> float:
-    """Push the real trigger: t_cross -> the last ``fault_reverted``."""
+def final_abort(run: GamedayRun, target: Target) -> tuple[float, float]:
+    """Push the real trigger: (t_cross -> the last ``fault_reverted``, t_cross -> ``abort`` journaled)."""
     push_gauge(target.job, METRIC, 1)
     crossed = time.time()
     run.wait_exit(120)
-    reverted = [journal_epoch(e) for e in run.events() if e["type"] == "fault_reverted"]
+    events = run.events()
     push_gauge(target.job, METRIC, 0)
-    if len(reverted) != 2:
-        raise RuntimeError(f"expected two reverts, journal has {len(reverted)}")
+    reverted = [journal_epoch(e) for e in events if e["type"] == "fault_reverted"]
+    aborted = [journal_epoch(e) for e in events if e["type"] == "abort" and e["cause"] == "condition"]
+    if len(reverted) != 2 or not aborted:
+        raise RuntimeError(
+            f"expected an abort and two reverts; journal has {len(aborted)} and {len(reverted)}"
+        )
     left = target.wait_clean()
     if left:
         print(f"  LEFT ON THE SYSTEM: {left}", file=sys.stderr)
-    return max(reverted) - crossed
+    return max(reverted) - crossed, aborted[0] - crossed
 
 
 def event_to_visible(target: Target, folder: Path, browser: Any, samples: int) -> None:
@@ -153,7 +158,10 @@ def event_to_visible(target: Target, folder: Path, browser: Any, samples: int) -
             text = f"{MARKER}-visible-{number}"
             via_cli = number % 4 == 3
             before = time.time()
-            done = cli_mark(run, text, "bench cli") if via_cli else post_mark(run, "team", text, "bench")
+            if via_cli:
+                done = cli_mark(run, text, "bench cli")
+            else:
+                done = post_mark(run, "team", text, "bench") is None
             shown = wait_for(lambda t=text: page.when(t), 10) if done else None
             if shown is None:
                 missed += 1
@@ -183,23 +191,27 @@ class MarkPoster(threading.Thread):
         self.run_ = run
         self.stop = threading.Event()
         self.posted: list[str] = []  # texts answered 201, in order
-        self.failed = 0
+        self.failures: Counter[str] = Counter()  # why the others were not
+        self.started = time.monotonic()
 
     def run(self) -> None:
-        started = time.monotonic()
+        self.started = started = time.monotonic()
         number = 0
         while not self.stop.is_set():
             text = f"{MARKER}-load-{number}"
             capability = "team" if number % 2 else "facilitator"
-            if post_mark(self.run_, capability, text, f"bench {capability}"):
+            refused = post_mark(self.run_, capability, text, f"bench {capability}")
+            if refused is None:
                 self.posted.append(text)
             else:
-                self.failed += 1
+                self.failures[refused[:120]] += 1
             number += 1
             self.stop.wait(max(0.0, started + number / MARKS_PER_SECOND - time.monotonic()))
 
 
-def loaded(target: Target, folder: Path, browser: Any, minutes: float) -> tuple[list[float], float]:
+def loaded(
+    target: Target, folder: Path, browser: Any, minutes: float
+) -> tuple[list[float], tuple[float, float]]:
     print(f"2. loaded: {len(PAGES)} pages, {MARKS_PER_SECOND} notes/s, {minutes:g} min")
     run = start_run(target, folder, minutes)
     pages: list[Seen] = []
@@ -215,22 +227,29 @@ def loaded(target: Target, folder: Path, browser: Any, minutes: float) -> tuple[
         poster.start()
         probes = probe_reactions(run, target, minutes)
         counted = list(poster.posted)  # marks posted until now: each must be journaled and shown
+        refused = Counter(poster.failures)
+        seconds = time.monotonic() - poster.started
         expected = set(counted)
         wait_for(lambda: all(expected <= page.shown(MARKER) for page in pages), 15, every=1.0)
         journaled = expected & {e.get("value") for e in run.events() if e["type"] == "responder"}
         shown = [len(expected & page.shown(MARKER)) for page in pages]
+        under_load = os.getloadavg()[0]
         reaction = final_abort(run, target)  # the pages and the marks still going
         poster.stop.set()
         poster.join(10)
-        seconds = minutes * 60
         print(f"   probe reaction (cross -> pending journaled): {figures(probes)}")
-        print(f"   abort reaction (cross -> all reverted):      {reaction:.3f} s")
         print(
-            f"   marks posted {len(counted)} ({len(counted) / seconds:.1f}/s; failed posts {poster.failed}), "
-            f"journaled {len(journaled)}"
+            f"   abort reaction (cross -> all reverted): {reaction[0]:.3f} s (abort journaled {reaction[1]:.3f} s)"
         )
-        print(f"   shown per page ({', '.join(PAGES[i][0] for i in range(len(PAGES)))}): {shown}")
+        print(
+            f"   marks posted {len(counted)} in {seconds:.0f} s ({len(counted) / seconds:.1f}/s), "
+            f"journaled {len(journaled)}; not accepted: {sum(refused.values())}"
+        )
+        for reason, count in refused.most_common(3):
+            print(f"     {count} x {reason}")
+        print(f"   shown per page (4 facilitator, 10 team, 6 observer links): {shown}")
         lost = sum(1 for count in shown if count != len(counted))
+        print(f"   load average (1 min) before the final abort: {under_load:.2f} on {os.cpu_count()} cores")
         print(
             f"   pages missing a mark: {lost} of {len(pages)}; page errors: {sum(len(p.errors) for p in pages)}"
         )
@@ -242,7 +261,7 @@ def loaded(target: Target, folder: Path, browser: Any, minutes: float) -> tuple[
         run.close()
 
 
-def idle(target: Target, folder: Path, minutes: float) -> tuple[list[float], float]:
+def idle(target: Target, folder: Path, minutes: float) -> tuple[list[float], tuple[float, float]]:
     print(f"3. idle: no pages, no marks, {minutes:g} min")
     run = start_run(target, folder, minutes, links=False)
     try:
@@ -251,7 +270,9 @@ def idle(target: Target, folder: Path, minutes: float) -> tuple[list[float], flo
     finally:
         run.close()
     print(f"   probe reaction (cross -> pending journaled): {figures(probes)}")
-    print(f"   abort reaction (cross -> all reverted):      {reaction:.3f} s")
+    print(
+        f"   abort reaction (cross -> all reverted): {reaction[0]:.3f} s (abort journaled {reaction[1]:.3f} s)"
+    )
     return probes, reaction
 
 
@@ -281,7 +302,9 @@ def main() -> int:
     print(f"probe reaction idle:   {figures(idle_probes)}")
     print(f"median ratio loaded/idle: {ratio:.2f}   target ~1 (abort reaction unchanged)")
     print(
-        f"abort reaction loaded {load_abort:.3f} s, idle {idle_abort:.3f} s   (bench/abort_reaction.py: 1.0/1.6 s)"
+        f"abort reaction (cross -> all reverted) loaded {load_abort[0]:.3f} s, idle {idle_abort[0]:.3f} s; "
+        f"cross -> abort journaled loaded {load_abort[1]:.3f} s, idle {idle_abort[1]:.3f} s "
+        "(one run each; bench/abort_reaction.py: median 1.0 / p95 1.6 s over 20 runs)"
     )
     one, five, fifteen = os.getloadavg()
     print(f"load average at the end: {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores")
