@@ -256,6 +256,9 @@ def test_the_facilitator_runs_the_gameday_live_and_terminal_marks_arrive_within_
     # Go with a prerequisite unticked asks first; the page reflects the tick from the journal.
     page.get_by_label("Everyone can open the checkout dashboard").check()
     page.get_by_text("(ticked by Fran)").wait_for()
+    page.get_by_test_id("timeline").get_by_text(
+        "ticked prerequisite: Everyone can open the checkout dashboard"
+    ).wait_for()
     page.get_by_test_id("go-button").click()
     confirm = page.get_by_test_id("go-confirm")
     assert "The pager routes to #gameday" in (confirm.text_content() or "")

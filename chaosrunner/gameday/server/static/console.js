@@ -647,18 +647,25 @@
     }
   }
 
+  /** `alice`, or `alice (incident commander)` when the event says which role (as the report). */
+  function person(event) {
+    const who = event.by || "unknown";
+    return event.role ? `${who} (${human(event.role)})` : who;
+  }
+
   /** [source, who, what, emphasis] for one journal event, or null to leave it out (as the report does). */
   function describe(event) {
     const fault = event.fault || "";
     const system = (what, emphasis = false) => ["system", "chaosrunner", what, emphasis];
     switch (event.type) {
-      case "phase": case "fault_injecting": case "fault_reverting": case "responder_endpoint":
-      case "abort_condition_source": case "checklist":
+      case "phase":
+        return event.phase === "awaiting_go" ? system("waiting for go/no-go from the facilitator") : null;
+      case "fault_injecting": case "fault_reverting": case "responder_endpoint": case "abort_condition_source":
         return null;
+      case "checklist":
+        return ["team", person(event), `${event.checked ? "ticked" : "unticked"} prerequisite: ${event.text || ""}`, false];
       case "responder": {
-        const who = event.by || "unknown";
-        const role = event.role ? ` (${human(event.role)})` : "";
-        return ["team", who + role, responderText(event), ["detected", "mitigated", "escalated"].includes(event.event)];
+        return ["team", person(event), responderText(event), ["detected", "mitigated", "escalated"].includes(event.event)];
       }
       case "run_started": return system(`run started: ${event.scenario_title || ""} (${event.mode || ""} mode)`);
       case "check": return system(`${event.ok ? "ok" : "FAILED"}: ${event.name || ""}${event.detail ? ` (${String(event.detail).split(" (")[0]})` : ""}`);
@@ -679,9 +686,13 @@
       case "mitigation_unconfirmed": return system(String(event.detail || ""));
       case "escalation_due": return system(`escalation due: ${event.detail || ""}`, true);
       case "webhook": return system(`${human(event.event)} webhook ${event.ok ? "delivered" : "failed"}`);
-      case "go_decision": return ["team", `${event.by || "unknown"}${event.role ? ` (${human(event.role)})` : ""}`, `${event.decision === "go" ? "GO" : "NO-GO"}${event.reason ? `: ${event.reason}` : ""}${event.unchecked && event.unchecked.length ? ` (not ticked: ${event.unchecked.join("; ")})` : ""}`, true];
-      case "inject_fired": return system(`inject ${event.name || ""} shown to ${event.audience || "responders"}: ${event.text || ""}`, true);
-      case "inject_skipped": return system(`inject ${event.name || ""} skipped: ${event.reason || ""}`);
+      case "go_decision": {
+        const said = event.decision === "go" ? "GO: inject the faults" : "NO-GO: call the gameday off";
+        const unticked = Array.isArray(event.unchecked) && event.unchecked.length ? ` (not ticked: ${event.unchecked.join("; ")})` : "";
+        return ["team", person(event), `${said}${event.reason ? ` - ${event.reason}` : ""}${unticked}`, true];
+      }
+      case "inject_fired": return ["system", "run sheet", `inject ${event.name || ""} to ${event.audience || "responders"}: ${event.text || ""}`, true];
+      case "inject_skipped": return ["system", "run sheet", `inject ${event.name || ""} skipped: ${event.reason || ""}`, false];
       default: {
         const detail = event.detail || event.reason || "";
         return system(`${human(event.type)}${detail ? `: ${detail}` : ""}`);
