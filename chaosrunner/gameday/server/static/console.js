@@ -25,7 +25,8 @@
   const ROLE_KEY = "chaosrunner.console.role";
   const RETRY_FIRST_MS = 300;
   const RETRY_MAX_MS = 5000;
-  const MAX_CHART_POINTS = 5000;
+  const MAX_CHART_POINTS = 20000; // what the server keeps: five and a half hours at one a second
+  const MAX_DRAWN_POINTS = 600;
 
   const ROLE_LABELS = {
     facilitator: "facilitator",
@@ -929,6 +930,15 @@
     return node;
   }
 
+  /** Every k-th point (and the last), so at most about `limit` remain; gaps (null) are kept. */
+  function thin(points, limit) {
+    if (points.length <= limit) return points;
+    const step = Math.ceil(points.length / limit);
+    const kept = points.filter((point, index) => index % step === 0 || point[1] === null);
+    if (kept[kept.length - 1] !== points[points.length - 1]) kept.push(points[points.length - 1]);
+    return kept;
+  }
+
   function drawChart() {
     const box = byTestId("chart");
     if (!box || !state.view) return;
@@ -943,6 +953,8 @@
     if (state.series.sli.length || mitigation) lines.push({ name: mitigation ? `SLI: ${mitigation.sli}` : "SLI", points: state.series.sli });
     for (const [name, points] of Object.entries(state.series.steady)) lines.push({ name: `steady state: ${name}`, points });
 
+    // A long gameday has thousands of samples; a few hundred per line draw the same picture.
+    for (const line of lines) line.points = thin(line.points, MAX_DRAWN_POINTS);
     const all = lines.flatMap((line) => line.points).filter((point) => point[1] !== null && Number.isFinite(point[1]));
     const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "SLI and steady-state samples over time" });
     clear(box);
@@ -951,11 +963,14 @@
       box.append(chart);
       return;
     }
-    let tMin = Math.min(...all.map((p) => p[0]));
-    let tMax = Math.max(...all.map((p) => p[0]));
+    let [tMin, tMax, vMin, vMax] = [Infinity, -Infinity, Infinity, -Infinity];
+    for (const [t, v] of all) {
+      tMin = Math.min(tMin, t);
+      tMax = Math.max(tMax, t);
+      vMin = Math.min(vMin, v);
+      vMax = Math.max(vMax, v);
+    }
     if (tMax - tMin < 10) tMax = tMin + 10;
-    let vMin = Math.min(...all.map((p) => p[1]));
-    let vMax = Math.max(...all.map((p) => p[1]));
     if (mitigation && Number.isFinite(mitigation.objective)) {
       vMin = Math.min(vMin, mitigation.objective);
       vMax = Math.max(vMax, mitigation.objective);
@@ -1055,7 +1070,8 @@
         break;
       }
       case "series":
-        state.series = { sli: data.sli || [], steady: data.steady || {} };
+        state.series = { sli: (data.sli || []).slice(-MAX_CHART_POINTS), steady: {} };
+        for (const [name, points] of Object.entries(data.steady || {})) state.series.steady[name] = points.slice(-MAX_CHART_POINTS);
         seriesSeen = true;
         drawChart();
         break;
