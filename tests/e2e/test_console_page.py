@@ -503,3 +503,45 @@ def test_chaosrunner_serve_lists_past_runs_and_shows_a_report(
     finally:
         serve.terminate()
         serve.wait(timeout=15)
+
+
+def sse_replay(journal: Path, lines: int) -> tuple[str, int]:
+    """The first ``lines`` journal events as the stream sends them (id = byte offset after the line)."""
+    body, offset = [], 0
+    with journal.open("rb") as handle:
+        for raw in list(handle)[:lines]:
+            offset += len(raw)
+            body.append(f"id: {offset}\nevent: journal\ndata: {raw.decode().strip()}\n\n")
+    return "".join(body), offset
+
+
+def test_a_page_whose_stream_ends_resumes_after_the_last_event_it_had_and_shows_each_once(
+    browser: Browser, start_run: Callable[..., LiveRun]
+) -> None:
+    run = start_run()
+    run.wait_for_event(lambda event: event["type"] == "fault_injected")
+    first, offset = sse_replay(run.folder / "journal.jsonl", 3)
+    asked: list[str | None] = []
+
+    def stream(route: Any) -> None:
+        asked.append(route.request.headers.get("last-event-id"))
+        if (
+            len(asked) == 1
+        ):  # the first connection: three events - twice, as a confused proxy might - then it ends
+            route.fulfill(status=200, content_type="text/event-stream", body=first + first)
+        else:
+            route.continue_()
+
+    watcher = browser.page()
+    page = watcher.page
+    page.route("**/api/stream", stream)
+    page.goto(run.links["observer"])
+    page.get_by_test_id("timeline").get_by_text("fault payments-fail injected").wait_for(timeout=10000)
+    assert asked[:2] == [None, str(offset)]  # it came back for what it had not seen
+    timeline = page.get_by_test_id("timeline")
+    assert timeline.get_by_text("run started: Checkout payments").count() == 1
+    assert timeline.get_by_text("fault payments-fail injected").count() == 1
+    journal_rows = [e for e in run.events() if e["type"] in ("run_started", "fault_injected", "check")]
+    assert timeline.locator("tr").count() >= len(journal_rows)
+    page.get_by_test_id("connection").filter(has_text="live").wait_for()
+    no_problems(watcher)

@@ -1077,7 +1077,12 @@
         break;
       case "snapshot": onSnapshot(data); break;
       case "measured": onMeasured(data); break;
-      case "report": showReport((data && data.url) || "/api/report"); break;
+      case "report": {
+        // Only a path on this server: the token goes with the request, so never to another origin.
+        const url = data && typeof data.url === "string" ? data.url : "";
+        showReport(/^\/api\/[\w/.-]*$/.test(url) && !url.includes("..") ? url : "/api/report");
+        break;
+      }
       case "bye":
         state.byeSeen = true;
         document.body.setAttribute("data-stream", "bye");
