@@ -12,8 +12,11 @@ their own laptops). What is checked is what people rely on:
 - the observer link shows no controls, and the server refuses its POSTs;
 - without a valid token the page says so and receives no run data;
 - it reads on a 390 px phone (no horizontal scroll);
+- the team acts from the page (escalation banner, escalated, mitigated, TTM);
 - after the run it shows the result, then the debrief report, then that the
-  server has stopped;
+  server has stopped; ``chaosrunner serve`` lists the run and shows its report;
+- a stream that ends is resumed with Last-Event-ID, and no journal event is
+  shown twice;
 - no console error, no page error, no failed request anywhere.
 
 Screenshots go to test-artifacts/console/ for a person to look at.
