@@ -33,8 +33,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +122,9 @@ class LiveRun:
         return self.process.wait(timeout=timeout)
 
 
-def scenario_file(folder: Path, rig: dict[str, str], *, go_no_go: bool, ttm_target: str, sli: bool) -> Path:
+def scenario_file(
+    folder: Path, rig: dict[str, str], *, go_no_go: bool, ttm_target: str, sli: bool, alert: str
+) -> Path:
     document = {
         "metadata": {
             "title": "Checkout payments <fail> & recover",
@@ -132,7 +136,9 @@ def scenario_file(folder: Path, rig: dict[str, str], *, go_no_go: bool, ttm_targ
         "target": {
             "prometheus": rig["CHAOSRUNNER_PROMETHEUS_URL"],
             "pushgateway": rig["CHAOSRUNNER_PUSHGATEWAY_URL"],
+            "alertmanager": rig["CHAOSRUNNER_ALERTMANAGER_URL"],
         },
+        "detection": {"synthetic": [alert]},
         "steady_state": [{"name": "checkout-up", "expr": "vector(1)", "comparator": ">=", "threshold": 1}],
         "faults": [{"name": "payments-fail", "kind": "inprocess.flag", "params": {"flag": "console-page"}}],
         "abort_conditions": [
@@ -167,7 +173,13 @@ def start_run(tmp_path: Path, rig: dict[str, str]) -> Iterator[Callable[..., Liv
     """Starts a gameday; whatever is still running at the end is aborted and awaited."""
     started: list[LiveRun] = []
 
-    def start(*, go_no_go: bool = False, ttm_target: str = "120s", sli: bool = True) -> LiveRun:
+    def start(
+        *,
+        go_no_go: bool = False,
+        ttm_target: str = "120s",
+        sli: bool = True,
+        alert: str = "ConsolePageUnused",
+    ) -> LiveRun:
         clean = {key: value for key, value in rig.items() if key != "CHAOSRUNNER_TOKEN"}
         env = {**clean, "CHAOSRUNNER_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(REPO)}
         process = subprocess.Popen(
@@ -177,7 +189,11 @@ def start_run(tmp_path: Path, rig: dict[str, str]) -> Iterator[Callable[..., Liv
                 "chaosrunner",
                 "run",
                 "--plain",
-                str(scenario_file(tmp_path, rig, go_no_go=go_no_go, ttm_target=ttm_target, sli=sli)),
+                str(
+                    scenario_file(
+                        tmp_path, rig, go_no_go=go_no_go, ttm_target=ttm_target, sli=sli, alert=alert
+                    )
+                ),
             ],
             env=env,
             stdout=subprocess.PIPE,
@@ -228,6 +244,23 @@ def introduce(watched: Watched, name: str, role: str | None = None) -> None:
 def no_problems(*pages: Watched) -> None:
     problems = [problem for watched in pages for problem in watched.problems]
     assert problems == [], problems
+
+
+def send_alert(alertmanager: str, name: str, lasting: timedelta) -> None:
+    """An alert as Prometheus sends it, to the rig's real Alertmanager (``lasting`` 0 ends it)."""
+    now = datetime.now(UTC)
+    alert = {
+        "labels": {"alertname": name, "job": "console-page-test"},
+        "startsAt": (now - timedelta(seconds=1)).isoformat(),
+        "endsAt": (now + lasting).isoformat(),
+    }
+    request = urllib.request.Request(
+        alertmanager.rstrip("/") + "/api/v2/alerts",
+        data=json.dumps([alert]).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    urllib.request.urlopen(request, timeout=10).close()
 
 
 def post(url: str, token: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -316,7 +349,8 @@ def test_the_facilitator_runs_the_gameday_live_and_terminal_marks_arrive_within_
 def test_what_people_type_is_shown_as_text_and_the_team_acts_from_the_page(
     browser: Browser, start_run: Callable[..., LiveRun]
 ) -> None:
-    run = start_run(ttm_target="3s", sli=False)
+    alert = f"ConsolePageProbe{uuid.uuid4().hex[:8]}"
+    run = start_run(ttm_target="3s", sli=False, alert=alert)
     responder = browser.page(run.links["team"])
     page = responder.page
     introduce(responder, "Rita <i>", "incident_commander")
@@ -339,6 +373,15 @@ def test_what_people_type_is_shown_as_text_and_the_team_acts_from_the_page(
     # ...which Chromium also logs, as it logs every 4xx answer: that one, and nothing else.
     assert [text for text in responder.console_errors if "400" not in text] == []
     responder.console_errors.clear()
+
+    # An alert of the scenario's synthetic layer fires in Alertmanager: the page shows it there.
+    send_alert(run.env["CHAOSRUNNER_ALERTMANAGER_URL"], alert, timedelta(seconds=90))
+    try:
+        synthetic = page.get_by_test_id("alerts").locator('[data-layer="synthetic"]')
+        synthetic.get_by_text(alert).wait_for(timeout=15000)
+        assert "active" in (synthetic.text_content() or "")
+    finally:
+        send_alert(run.env["CHAOSRUNNER_ALERTMANAGER_URL"], alert, timedelta(0))  # resolved
 
     # Not mitigated within the target: the banner says escalate; escalating clears it.
     banner = page.get_by_test_id("escalation-banner")
