@@ -179,6 +179,7 @@ def start_run(tmp_path: Path, rig: dict[str, str]) -> Iterator[Callable[..., Liv
         ttm_target: str = "120s",
         sli: bool = True,
         alert: str = "ConsolePageUnused",
+        linger: str = "0s",
     ) -> LiveRun:
         clean = {key: value for key, value in rig.items() if key != "CHAOSRUNNER_TOKEN"}
         env = {**clean, "CHAOSRUNNER_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(REPO)}
@@ -189,6 +190,8 @@ def start_run(tmp_path: Path, rig: dict[str, str]) -> Iterator[Callable[..., Liv
                 "chaosrunner",
                 "run",
                 "--plain",
+                "--linger",
+                linger,
                 str(
                     scenario_file(
                         tmp_path, rig, go_no_go=go_no_go, ttm_target=ttm_target, sli=sli, alert=alert
@@ -479,7 +482,7 @@ def test_the_page_reads_on_a_phone(browser: Browser, start_run: Callable[..., Li
 def test_after_the_run_the_page_shows_the_result_the_debrief_and_that_the_server_stopped(
     browser: Browser, start_run: Callable[..., LiveRun]
 ) -> None:
-    run = start_run()
+    run = start_run(linger="10s")
     facilitator = browser.page(run.links["facilitator"])
     page = facilitator.page
     introduce(facilitator, "Fran")
@@ -500,7 +503,11 @@ def test_after_the_run_the_page_shows_the_result_the_debrief_and_that_the_server
     # Styled (its stylesheet adopted, as the CSP forbids inline <style>), and no script runs in it.
     assert page.get_by_test_id("debrief").locator("iframe").get_attribute("sandbox") == "allow-same-origin"
     assert report.locator("body").evaluate("body => body.ownerDocument.adoptedStyleSheets.length") == 1
-    page.get_by_test_id("server-gone").wait_for(timeout=30000)
+    # Someone opening the page while the server lingers gets the debrief too.
+    late = browser.page(run.links["observer"])
+    late.page.get_by_test_id("debrief").wait_for(timeout=10000)
+    assert late.page.get_by_test_id("result").get_by_text("aborted by Fran").is_visible()
+    page.get_by_test_id("server-gone").wait_for(timeout=40000)
     assert run.finish() == 1  # aborted
     assert page.get_by_test_id("connection").text_content() == "server stopped"
     for button in page.get_by_test_id("actions").locator("button").all():
@@ -509,7 +516,7 @@ def test_after_the_run_the_page_shows_the_result_the_debrief_and_that_the_server
     page.screenshot(path=str(ARTIFACTS / "debrief.png"))
     abort = run.wait_for_event(lambda event: event["type"] == "abort")
     assert abort["detail"] == "aborted by Fran from the console: the room lost power"
-    no_problems(facilitator)
+    no_problems(facilitator, late)
 
 
 def test_chaosrunner_serve_lists_past_runs_and_shows_a_report(

@@ -871,7 +871,7 @@
     if (measured.t0) setT0(parseTime(measured.t0), true);
   }
 
-  async function showReport(path) {
+  async function showReport(path, quietIfMissing = false) {
     if (state.reportShown) return;
     state.reportShown = true;
     try {
@@ -879,7 +879,7 @@
       showReportHtml(typeof html === "string" ? html : "");
     } catch (failure) {
       state.reportShown = false;
-      fatalSoft(`The report could not be loaded: ${failure.message}`);
+      if (!(quietIfMissing && failure.status === 404)) fatalSoft(`The report could not be loaded: ${failure.message}`);
     }
   }
 
@@ -1074,6 +1074,8 @@
         for (const [name, points] of Object.entries(data.steady || {})) state.series.steady[name] = points.slice(-MAX_CHART_POINTS);
         seriesSeen = true;
         drawChart();
+        // A page that joins after the run (the server lingers) missed the `report` message.
+        if (state.finished && !state.reportShown) showReport("/api/report", true);
         break;
       case "snapshot": onSnapshot(data); break;
       case "measured": onMeasured(data); break;
