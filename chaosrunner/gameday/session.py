@@ -74,7 +74,14 @@ class GamedaySession:
         run = self.runner.run_dir
         feed = RunFeed(run.journal_path)
         live_view = LiveView(self.runner, self.metrics, publish=feed.publish)
-        live = LiveRun(run, self.runner.scenario, self.runner.mode.value, feed, series=live_view.series)
+        live = LiveRun(
+            run,
+            self.runner.scenario,
+            self.runner.mode.value,
+            feed,
+            series=live_view.series,
+            measured=lambda: live_view.last_measured,
+        )
         try:
             self.server.start(run, live)
         except (ChaosrunnerError, OSError) as error:

@@ -323,3 +323,34 @@ def test_closing_the_server_says_bye_to_every_open_stream_and_returns_promptly(
             stream.close()
     assert took < 4.0  # uvicorn alone would wait out its graceful timeout on open streams
     assert not (run.path / "team-token").exists() and not (run.path / "observer-token").exists()
+
+
+def test_a_page_that_joins_late_gets_the_figures_and_the_report_already_announced(
+    server: RunServer, tmp_path: Path
+) -> None:
+    assert server.live is not None
+    figures = {
+        "t0": "2026-12-04T18:00:00Z",
+        "ttd_s": 4.0,
+        "ttd_layer": "synthetic",
+        "ttm_s": None,
+        "ttr_s": None,
+    }
+    server.live.measured = lambda: figures
+    stream = EventStream(server.port, server.tokens.observer.value).open()
+    try:
+        stream.until(lambda m: m.event == "series")
+        measured = stream.next()
+        assert measured is not None and (measured.event, measured.data) == ("measured", figures)
+    finally:
+        stream.close()
+    report = tmp_path / "report.html"
+    report.write_text("<p>debrief</p>")
+    server.live.report_file = report
+    late = EventStream(server.port, server.tokens.observer.value).open()
+    try:
+        late.until(lambda m: m.event == "series")
+        assert late.next().data == figures  # type: ignore[union-attr]
+        assert late.next().data == {"url": "/api/report"}  # type: ignore[union-attr]
+    finally:
+        late.close()

@@ -24,4 +24,5 @@ class LiveRun:
     mode: str
     feed: RunFeed
     series: Callable[[], dict[str, Any]] | None = None  # the live view's samples so far
+    measured: Callable[[], dict[str, Any] | None] | None = None  # the live view's latest TTD/TTM/TTR
     report_file: Path | None = None  # the HTML debrief, once the run's end wrote it

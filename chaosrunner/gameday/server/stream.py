@@ -3,7 +3,8 @@
 A page says the last event id it saw (``Last-Event-ID``: a byte offset in the
 journal, see ``feed``); the stream replays the journal from there up to
 where the shared feed's live messages begin, sends the live view's ``series``
-once, then whatever the feed publishes - journal lines, ``snapshot``,
+once (with the latest ``measured`` figures and, after the run, the
+``report`` for a page that joins late), then whatever the feed publishes - journal lines, ``snapshot``,
 ``measured``, ``report`` - until the feed says ``bye`` (the server is
 stopping) or the page falls so far behind that its queue overflowed; the
 page then reconnects and catches up from the journal. A journal line is
@@ -57,6 +58,13 @@ def stream_route(live: LiveRun) -> Route:
                         sent = message.id or sent
                     position = next_position
                 yield _event(Message("series", await run_in_threadpool(_series, live)))
+                # A page that joins late gets what the live messages already said, once:
+                # the figures measured so far and, after the run, where the debrief is.
+                measured = live.measured() if live.measured is not None else None
+                if measured is not None:
+                    yield _event(Message("measured", measured))
+                if live.report_file is not None:
+                    yield _event(Message("report", {"url": "/api/report"}))
                 while True:  # then live, until the feed says bye or this page falls too far behind
                     batch, ended = await subscription.next_batch()
                     for message in batch:
