@@ -1,6 +1,7 @@
 """``chaosrunner serve``: the console's page over past runs, read-only, on the live run's server stack.
 
-    GET /api/run                    404 {"error": "no live run", "serve": true} - the page shows the list
+    GET /api/run                    200 {"serve": true} - no live run here: the page shows the list
+                                    (a 200, not a 404: browsers log every 4xx as a console error)
     GET /api/runs                   the run list, newest first (what ``chaosrunner history`` shows)
     GET /api/runs/<run_id>/report   one run's HTML debrief, rendered on demand; 404 for an unknown id
 
@@ -45,7 +46,7 @@ class PastRunsSource(Protocol):
 
 def browse_routes(past: PastRunsSource) -> list[BaseRoute]:
     async def no_live_run(_: Request) -> Response:
-        return json_reply(404, {"error": "no live run", "serve": True})
+        return json_reply(200, {"serve": True})
 
     async def run_list(_: Request) -> Response:
         return json_reply(200, await run_in_threadpool(past.rows))

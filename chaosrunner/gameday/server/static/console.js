@@ -1205,13 +1205,15 @@
     } catch (failure) {
       if (failure.status === 401) {
         fatal("This link's token is not valid (or the run it belonged to has ended).");
-      } else if (failure.status === 404 && failure.body && failure.body.serve) {
-        await showRuns();
       } else if (failure.status === 404) {
         fatal(`No live run here: ${failure.message}`);
       } else {
         fatal(`The run's server did not answer: ${failure.message}`);
       }
+      return;
+    }
+    if (view && view.serve === true) {
+      await showRuns(); // `chaosrunner serve`: no live run, the past ones
       return;
     }
     state.view = view;
