@@ -131,6 +131,11 @@ class GamedayRun:
         base, token = self.links[capability]
         return f"{base}/#token={token}"
 
+    def cpu_seconds(self) -> float:
+        """CPU time the runner process (engine, monitor and server) has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
     def wait_exit(self, timeout: float = 60.0) -> int:
         return self.process.wait(timeout)
 

@@ -23,8 +23,11 @@ opened on the links the run prints; a MutationObserver in each page records
    no mark lost: marks posted = journaled = shown by every page.
 
 The scrape interval (1 s) is the floor of every reaction and none of our
-doing. The machine has 2 cores shared by the runner, the browser and this
-benchmark; the load average is printed at the end.
+doing: a reaction is the crossing's phase in the scrape cycle (0-1 s) plus
+ours, so a handful of probes is noisy; the final abort is one sample per run.
+Also printed: the runner process's CPU (engine, monitor and server), the
+browser's errors (uncaught exceptions, console.error), and the load average:
+the machine has 2 cores shared by the runner, 20 renderers and this benchmark.
 
 Usage: python bench/console_load.py [--minutes 5] [--idle-minutes 2] [--samples 60]
 """
@@ -176,11 +179,19 @@ def event_to_visible(target: Target, folder: Path, browser: Any, samples: int) -
         print(f"   POST /api/marks -> in the DOM:          {figures(api)}   target < 1 s")
         print(f"   chaosrunner mark: journal -> in the DOM: {figures(cli_journal)}   target < 1 s")
         print(f"   chaosrunner mark: command -> in the DOM: {figures(cli_command)}  (incl. CLI start-up)")
-        print(f"   not shown within 10 s: {missed}; page errors: {len(page.errors)}")
+        print(f"   not shown within 10 s: {missed}")
+        print_errors(page.errors, len(page.errors))
         page.close()
         final_abort(run, target)
     finally:
         run.close()
+
+
+def print_errors(errors: list[str], while_live: int) -> None:
+    """Browser errors (uncaught exceptions, console.error): how many while the run was live, and which."""
+    print(f"   browser errors: {while_live} while the run was live, {len(errors) - while_live} after it")
+    for text, count in Counter(errors).most_common(3):
+        print(f"     {count} x {text[:160]}")
 
 
 class MarkPoster(threading.Thread):
@@ -225,7 +236,9 @@ def loaded(
         if not wait_for(lambda: all(page.when(warm) for page in pages), 60, every=0.5):
             raise RuntimeError("not every page showed the first mark within 60 s")
         poster.start()
+        cpu_before = run.cpu_seconds()
         probes = probe_reactions(run, target, minutes)
+        cpu = run.cpu_seconds() - cpu_before
         counted = list(poster.posted)  # marks posted until now: each must be journaled and shown
         refused = Counter(poster.failures)
         seconds = time.monotonic() - poster.started
@@ -234,6 +247,7 @@ def loaded(
         journaled = expected & {e.get("value") for e in run.events() if e["type"] == "responder"}
         shown = [len(expected & page.shown(MARKER)) for page in pages]
         under_load = os.getloadavg()[0]
+        errors_live = sum(len(page.errors) for page in pages)
         reaction = final_abort(run, target)  # the pages and the marks still going
         poster.stop.set()
         poster.join(10)
@@ -249,10 +263,10 @@ def loaded(
             print(f"     {count} x {reason}")
         print(f"   shown per page (4 facilitator, 10 team, 6 observer links): {shown}")
         lost = sum(1 for count in shown if count != len(counted))
+        print(f"   runner process CPU: {cpu / seconds * 100:.0f}% of one core (engine, monitor, server)")
         print(f"   load average (1 min) before the final abort: {under_load:.2f} on {os.cpu_count()} cores")
-        print(
-            f"   pages missing a mark: {lost} of {len(pages)}; page errors: {sum(len(p.errors) for p in pages)}"
-        )
+        print(f"   pages missing a mark: {lost} of {len(pages)}")
+        print_errors([error for page in pages for error in page.errors], errors_live)
         return probes, reaction
     finally:
         poster.stop.set()
@@ -265,10 +279,13 @@ def idle(target: Target, folder: Path, minutes: float) -> tuple[list[float], tup
     print(f"3. idle: no pages, no marks, {minutes:g} min")
     run = start_run(target, folder, minutes, links=False)
     try:
+        started, cpu_before = time.monotonic(), run.cpu_seconds()
         probes = probe_reactions(run, target, minutes)
+        cpu = (run.cpu_seconds() - cpu_before) / (time.monotonic() - started)
         reaction = final_abort(run, target)
     finally:
         run.close()
+    print(f"   runner process CPU: {cpu * 100:.0f}% of one core")
     print(f"   probe reaction (cross -> pending journaled): {figures(probes)}")
     print(
         f"   abort reaction (cross -> all reverted): {reaction[0]:.3f} s (abort journaled {reaction[1]:.3f} s)"
