@@ -41,6 +41,7 @@ from tests.support.browser import Browser, Watched, chromium
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "console"
 PROMETHEUS = "http://127.0.0.1:19090"
 SUCCESS = (
     'sum(rate(http_requests_total{job="demo-checkout",code="200"}[5s]))'
@@ -212,7 +213,7 @@ def test_a_whole_gameday_is_played_in_the_browser(browser: Browser, env: dict[st
         assert go_at < next(i for i, e in enumerate(events) if e["type"] == "fault_injecting")
 
         # The team notices what monitoring says, and the incident commander takes charge.
-        ic.get_by_test_id("alerts").get_by_text("firing").first.wait_for(timeout=60_000)
+        ic.get_by_test_id("alerts").get_by_text("firing", exact=True).first.wait_for(timeout=60_000)
         ic.select_option("#detected-via", "infrastructure")
         ic.click('form[data-form="detected"] button[type="submit"]')
         ic.select_option("#severity-value", "P1")
@@ -250,6 +251,8 @@ def test_a_whole_gameday_is_played_in_the_browser(browser: Browser, env: dict[st
         time.sleep(3)  # a few good samples, as a careful IC would wait for
         ic.click('form[data-form="milestones"] button[data-mark="mitigated"]')
         ic.get_by_test_id("timeline").get_by_text("mitigated").first.wait_for(timeout=5_000)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)  # for a person to look at (docs/images/console.png)
+        fp.screenshot(path=str(ARTIFACTS / "facilitator-mid-gameday.png"), full_page=True)
         eng.select_option("#log-kind", "cause")
         eng.fill("#log-value", "a client outside checkout kept the role's connections idle")
         eng.click('form[data-form="log"] button[type="submit"]')
@@ -308,6 +311,7 @@ def test_a_whole_gameday_is_played_in_the_browser(browser: Browser, env: dict[st
     timings = score["timings"]
     # Monitoring saw it first (the alert), within the 30 s target; mitigation is the SLI's return.
     assert timings["detected_by"] in ("synthetic", "real_user", "infrastructure"), timings
+    assert timings["detection"].startswith("alert "), timings  # the alert, before rosa's mark
     assert 0 < timings["ttd_seconds"] <= 30, timings
     assert timings["ttd_seconds"] < timings["ttm_seconds"] <= 60, timings
     verdicts = {finding["criterion"]: finding["verdict"] for finding in score["findings"]}
