@@ -63,6 +63,8 @@ def demo(interactive: bool, down: bool, up_only: bool, plain: bool, linger: str)
             click.echo(interactive_instructions(runner.run_dir.run_id, sandbox, links))
             if links is not None:
                 open_in_browser(links.facilitator)
+        elif links is not None:  # the scripted team plays; a person may watch (the observer link cannot post)
+            click.echo(f"watch it live in a browser: {links.observer}")
 
     def after_report() -> None:
         if interactive and sys.stdin.isatty():
