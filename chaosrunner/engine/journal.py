@@ -68,7 +68,8 @@ go_decision            decision (go | no_go), by, role, reason, unchecked
 inject_fired           name, text, audience (responders | everyone),
                        at_offset_s (seconds after t0 it was due) - gameday
 inject_skipped         name, reason (the ``unless`` mark the team had made)
-responder_endpoint     url (gameday: where the team may POST marks)
+responder_endpoint     url (gameday: where the team may POST marks), console_url (the
+                       facilitator console; no token: links are printed, never journaled)
 alert                  source, name, state, since, layer (gameday: alerts the
                        watcher saw change)
 mitigation_unconfirmed detail (a ``mitigated`` mark the SLI does not confirm)
