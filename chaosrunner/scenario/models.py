@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 
 from chaosrunner.durations import Duration
 from chaosrunner.faults.base import BlastRadius, FaultParams, FaultSelector
-from chaosrunner.faults.connections import Connections
+from chaosrunner.faults.connections import ENV_VAR_NAME, Connections
 
 URL_PATTERN = r"^https?://[^\s/$.?#][^\s]*$"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -261,6 +261,47 @@ class Scoring(_Model):
     weights: ScoringWeights = ScoringWeights()
 
 
+class SlackChat(_Model):
+    """A Slack app for this gameday: slash commands in, messages out. Secrets by variable name."""
+
+    channel: str = Field(
+        min_length=1, description="the channel's id (C0123...): commands from elsewhere are refused"
+    )
+    signing_secret_env: str | None = Field(
+        None, pattern=ENV_VAR_NAME, description="variable holding the app's signing secret: enables /gameday"
+    )
+    bot_token_env: str | None = Field(
+        None,
+        pattern=ENV_VAR_NAME,
+        description="variable holding a bot token (xoxb-): chat.postMessage, users",
+    )
+    webhook_url_env: str | None = Field(
+        None, pattern=ENV_VAR_NAME, description="variable holding an incoming-webhook URL (instead of a bot)"
+    )
+    api_url: str = Field("https://slack.com/api/", pattern=URL_PATTERN, description="the Web API's base URL")
+
+
+class MattermostChat(_Model):
+    """A Mattermost slash command and incoming webhook for this gameday."""
+
+    channel: str = Field(
+        min_length=1, description="the channel's name or id: commands from elsewhere are refused"
+    )
+    command_token_env: str | None = Field(
+        None, pattern=ENV_VAR_NAME, description="variable holding the slash command's token: enables /gameday"
+    )
+    webhook_url_env: str | None = Field(
+        None, pattern=ENV_VAR_NAME, description="variable holding an incoming-webhook URL for messages out"
+    )
+
+
+class ChatSettings(_Model):
+    """Chat-ops: the team runs the gameday from its channel, and the channel hears the run."""
+
+    slack: SlackChat | None = None
+    mattermost: MattermostChat | None = None
+
+
 class Scenario(_Model):
     kind: Literal["Scenario"] = "Scenario"
     version: Literal[1] = 1
@@ -274,6 +315,7 @@ class Scenario(_Model):
     gameday: GamedaySettings = GamedaySettings()
     scoring: Scoring = Scoring()
     run_sheet: RunSheet = RunSheet()
+    chat: ChatSettings = ChatSettings()
 
 
 class LibraryParam(_Model):
