@@ -208,6 +208,9 @@ SEEN_SCRIPT = """
 """
 
 
+OUR_BLOCKED_SCRIPT = "Blocked script execution in 'about:blank' because the document's frame is sandboxed"
+
+
 class Seen:
     """A console page whose DOM is watched for the benchmark's marker texts."""
 
@@ -222,8 +225,14 @@ class Seen:
         self.errors: list[str] = []
         self.page = self.context.new_page()
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-        self.page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+        self.page.on("console", self._console)
         self.page.goto(url)
+
+    def _console(self, message: Any) -> None:
+        # Our init scripts are injected into every frame, the report's sandboxed (script-less)
+        # iframe too, where Chromium blocks them and says so: that error is ours, not the page's.
+        if message.type == "error" and not message.text.startswith(OUR_BLOCKED_SCRIPT):
+            self.errors.append(message.text)
 
     def when(self, text: str) -> float | None:
         """Epoch seconds the text first appeared, or None."""
