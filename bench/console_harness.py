@@ -76,7 +76,8 @@ class GamedayRun:
             [sys.executable, "-m", "chaosrunner", "run", str(scenario), "--plain"],
             stdout=self.out,
             stderr=self.err,
-            env=os.environ.copy(),
+            # the report each run writes at its end goes beside the run, not into the checkout
+            env={**os.environ, "CHAOSRUNNER_REPORTS_DIR": str(folder / "reports")},
         )
         self.links: dict[str, tuple[str, str]] = {}  # capability -> (base URL, token)
         self.journal_path: Path | None = None
