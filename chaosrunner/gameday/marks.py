@@ -37,12 +37,23 @@ def record(
     at: str | datetime | None = None,
     via: str | None = None,
     role: str | None = None,
+    source: str | None = None,
 ) -> ResponderEvent:
     """Validate and journal one responder event; returns it. ``role`` (facilitator,
-    incident_commander, responder) is journaled only when given."""
+    incident_commander, responder) and ``source`` (``slack``, ``mattermost``: the chat
+    platform it came from) are journaled only when given."""
     target = run if isinstance(run, RunDir) else RunDir.find(run)
     when = at if isinstance(at, datetime) else parse_at(at)
-    event = make_event(mark, value, by=by, at=when, via=via, run_started=run_started_at(target), role=role)
+    event = make_event(
+        mark,
+        value,
+        by=by,
+        at=when,
+        via=via,
+        run_started=run_started_at(target),
+        role=role,
+        source=source,
+    )
     target.journal().append("responder", **event.as_fields())
     return event
 

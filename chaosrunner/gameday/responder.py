@@ -23,7 +23,9 @@ Each event carries ``at`` (when it happened; ``--at`` for late entries) and
 ``by`` (who), and optionally ``role``: the person's part in the gameday
 (facilitator, incident_commander, responder), journaled only when given.
 ``via`` applies to ``detected``: a monitoring layer (synthetic, real_user,
-infrastructure), a ``human`` noticing, or a ``user_report``.
+infrastructure), a ``human`` noticing, or a ``user_report``. ``source`` says
+where a mark came from when it was not a person at the runner's own tools:
+``slack`` or ``mattermost`` for a chat command, journaled only when given.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class ResponderEvent:
     value: str = ""
     via: Via | None = None
     role: Role | None = None
+    source: str | None = None  # the chat platform a mark came from; None for the CLI, page and API
 
     def as_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -106,6 +109,8 @@ class ResponderEvent:
             fields["via"] = self.via.value
         if self.role is not None:
             fields["role"] = self.role.value
+        if self.source is not None:
+            fields["source"] = self.source
         return fields
 
     @classmethod
@@ -117,6 +122,7 @@ class ResponderEvent:
             value=str(event.get("value", "")),
             via=Via(event["via"]) if event.get("via") else None,
             role=Role(event["role"]) if event.get("role") in _ROLE_NAMES else None,
+            source=str(event["source"]) if event.get("source") else None,
         )
 
 
@@ -160,6 +166,7 @@ def make_event(
     run_started: datetime,
     now: datetime | None = None,
     role: str | None = None,
+    source: str | None = None,
 ) -> ResponderEvent:
     """Validate one responder event; every problem is a UsageError (exit 2)."""
     try:
@@ -193,7 +200,13 @@ def make_event(
     elif kind is Mark.DETECTED:
         layer = Via.HUMAN
     return ResponderEvent(
-        mark=kind, at=at, by=by.strip() or "unknown", value=text, via=layer, role=parse_role(role)
+        mark=kind,
+        at=at,
+        by=by.strip() or "unknown",
+        value=text,
+        via=layer,
+        role=parse_role(role),
+        source=source or None,
     )
 
 

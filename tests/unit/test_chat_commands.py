@@ -1,0 +1,96 @@
+"""`/gameday` text -> a mark or a question (chaosrunner.gameday.chat.commands), every word and mistake."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaosrunner.errors import UsageError
+from chaosrunner.gameday.chat.commands import MAX_TEXT, MarkCommand, Query, parse
+from chaosrunner.gameday.responder import Mark, Via
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("detected", MarkCommand(Mark.DETECTED, via=Via.HUMAN)),
+        ("Detected", MarkCommand(Mark.DETECTED, via=Via.HUMAN)),
+        ("detected via synthetic", MarkCommand(Mark.DETECTED, via=Via.SYNTHETIC)),
+        ("detected via real_user", MarkCommand(Mark.DETECTED, via=Via.REAL_USER)),
+        ("detected via real-user", MarkCommand(Mark.DETECTED, via=Via.REAL_USER)),
+        ("detected via Infrastructure", MarkCommand(Mark.DETECTED, via=Via.INFRASTRUCTURE)),
+        ("detected via human", MarkCommand(Mark.DETECTED, via=Via.HUMAN)),
+        ("detected via user_report", MarkCommand(Mark.DETECTED, via=Via.USER_REPORT)),
+        ("detected  VIA   user-report ", MarkCommand(Mark.DETECTED, via=Via.USER_REPORT)),
+        ("sev P1", MarkCommand(Mark.SEVERITY, "P1")),
+        ("sev p2", MarkCommand(Mark.SEVERITY, "P2")),
+        ("severity P3", MarkCommand(Mark.SEVERITY, "P3")),
+        ("ic <@U024BE7LH|maria>", MarkCommand(Mark.IC, "maria")),
+        ("ic <@U024BE7LH>", MarkCommand(Mark.IC, "U024BE7LH")),
+        ("ic @maria", MarkCommand(Mark.IC, "maria")),
+        ("ic @maria.lopez", MarkCommand(Mark.IC, "maria.lopez")),
+        ("ic rosa", MarkCommand(Mark.IC, "rosa")),
+        (
+            "status checkout failing; hypothesis: pool",
+            MarkCommand(Mark.STATUS, "checkout failing; hypothesis: pool"),
+        ),
+        ("status  two\nlines", MarkCommand(Mark.STATUS, "two lines")),
+        ("change restarted the pool", MarkCommand(Mark.CHANGE, "restarted the pool")),
+        ("cause a leaking client", MarkCommand(Mark.CAUSE, "a leaking client")),
+        ("note vendor paged <!channel>", MarkCommand(Mark.NOTE, "vendor paged <!channel>")),
+        ("mitigated", MarkCommand(Mark.MITIGATED)),
+        ("ESCALATED", MarkCommand(Mark.ESCALATED)),
+        ("status", Query("state")),
+        ("  status  ", Query("state")),
+        ("help", Query("help")),
+        ("", Query("help")),
+    ],
+)
+def test_every_command_parses(text: str, expected: object) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("detected by alice", "expected `detected` or `detected via LAYER`"),
+        ("detected via", "expected `detected` or `detected via LAYER`"),
+        ("detected via pager", "via 'pager': expected one of"),
+        ("detected via synthetic twice", "expected `detected` or `detected via LAYER`"),
+        ("sev", "sev needs P1, P2 or P3"),
+        ("sev P4", "severity must be P1, P2 or P3, not 'P4'"),
+        ("sev high", "severity must be P1, P2 or P3"),
+        ("ic", "expected `ic @someone`"),
+        ("ic <script>", "expected `ic @someone`"),
+        ("change", "`change` needs text"),
+        ("cause", "`cause` needs text"),
+        ("note", "`note` needs text"),
+        ("mitigated now", "`mitigated` takes nothing after it"),
+        ("escalated to bob", "`escalated` takes nothing after it"),
+        ("resolve", "unknown command 'resolve'"),
+        ("note " + "x" * MAX_TEXT, "too long"),
+    ],
+)
+def test_every_mistake_says_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        parse(text)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("sev p1", "sev P1"),
+        ("ic <@U1|maria>", "ic maria"),
+        ("detected via real-user", "detected via real_user"),
+        ("mitigated", "mitigated"),
+        ("note vendor paged", 'note "vendor paged"'),
+        ("status " + "y" * 100, 'status "' + "y" * 77 + '..."'),
+    ],
+)
+def test_the_confirmation_names_the_mark(text: str, shown: str) -> None:
+    command = parse(text)
+    assert isinstance(command, MarkCommand)
+    assert command.describe() == shown
