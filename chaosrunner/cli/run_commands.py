@@ -26,6 +26,12 @@ from chaosrunner.cli.output import echo_json, echo_table
     "room's network) instead of 127.0.0.1:--port. Every request needs a run token; put TLS in front.",
 )
 @click.option(
+    "--public-url",
+    metavar="URL",
+    help="The origin your TLS proxy serves the console under (https://gameday.example.net): "
+    "accepted as Host and Origin, and the printed links use it.",
+)
+@click.option(
     "--linger",
     default="0s",
     show_default=True,
@@ -40,6 +46,7 @@ def run(
     as_json: bool,
     port: int,
     listen: str | None,
+    public_url: str | None,
     linger: str,
 ) -> None:
     """Run a scenario: inject, watch abort conditions, always revert.
@@ -47,13 +54,15 @@ def run(
     In gameday mode faults stay until the team mitigates. The facilitator
     console, the team's and the observers' links are printed at start; mark
     what the team does there, with `chaosrunner mark`, or by POSTing to the
-    responder endpoint. Exit code 0 when the hypothesis held, 1 when the run
+    responder endpoint. An automated run serves the page read-only (the
+    observer's link). Exit code 0 when the hypothesis held, 1 when the run
     aborted or the system deviated, 2 for bad input, 3 when a service could
     not be reached or the endpoint's port is in use.
     """
     from chaosrunner.cli.console import make_console
     from chaosrunner.engine.runner import Runner, RunOptions
     from chaosrunner.gameday.endpoint import LOOPBACK, parse_listen
+    from chaosrunner.gameday.server.guards import PublicUrl
     from chaosrunner.gameday.session import GamedaySession
     from chaosrunner.observe.prometheus import PrometheusHTTP
     from chaosrunner.observe.pushgateway import ChaosWindowPublisher
@@ -64,15 +73,14 @@ def run(
         raise click.UsageError("give --listen HOST:PORT or --port, not both")
     linger_seconds = parse_linger(linger)
     host, port = parse_listen(listen) if listen is not None else (LOOPBACK, port)
+    public = PublicUrl.parse(public_url) if public_url is not None else None
     document = load_scenario(scenario)
     target = document.target
     metrics = PrometheusHTTP(target.prometheus) if target.prometheus else None
     options = RunOptions(allow_production=allow_production, mode=Mode(mode) if mode else None)
     runner = Runner(document, str(scenario), metrics, options)
-    if listen is not None and runner.mode is not Mode.GAMEDAY:
-        raise click.UsageError("--listen serves the responder endpoint, which only gameday mode has")
     # First, before anything is shown or created: a port in use ends the command here.
-    gameday = GamedaySession(runner, metrics, endpoint_port=port, endpoint_host=host)
+    gameday = GamedaySession(runner, metrics, endpoint_port=port, endpoint_host=host, public_url=public)
     console = make_console(runner, force_plain=plain or as_json)
     publisher = (
         ChaosWindowPublisher(target.pushgateway, document.metadata.title) if target.pushgateway else None
@@ -124,15 +132,19 @@ def show_links_once(gameday: Any) -> Any:
 
     def show(event: dict[str, Any]) -> None:
         server = gameday.server
-        if event["type"] == "responder_endpoint" and server is not None:
-            tokens = server.tokens
-            click.echo(f"facilitator console: {server.link(tokens.facilitator)}", err=True)
-            click.echo(f"team link (incident commander, responders): {server.link(tokens.team)}", err=True)
-            click.echo(f"observer link (watch only): {server.link(tokens.observer)}", err=True)
-            click.echo(
-                f"responder token for `chaosrunner mark --url` (the facilitator's): {server.token_file}",
-                err=True,
-            )
+        if event["type"] != "responder_endpoint" or server is None:
+            return
+        tokens = server.tokens
+        if server.read_only:
+            click.echo(f"console (read-only, automated run): {server.link(tokens.observer)}", err=True)
+            return
+        click.echo(f"facilitator console: {server.link(tokens.facilitator)}", err=True)
+        click.echo(f"team link (incident commander, responders): {server.link(tokens.team)}", err=True)
+        click.echo(f"observer link (watch only): {server.link(tokens.observer)}", err=True)
+        click.echo(
+            f"responder token for `chaosrunner mark --url` (the facilitator's): {server.token_file}",
+            err=True,
+        )
 
     return show
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from chaosrunner.engine.rundir import RunDir
 from chaosrunner.errors import UsageError
-from chaosrunner.gameday.server.guards import WILDCARDS
+from chaosrunner.gameday.server.guards import WILDCARDS, PublicUrl
 from chaosrunner.gameday.server.serving import BackgroundServer, bind
 from chaosrunner.gameday.server.token import RunToken, RunTokens, remove_files
 
@@ -51,11 +51,20 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 class RunServer:
-    def __init__(self, host: str = LOOPBACK, port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = LOOPBACK,
+        port: int = 0,
+        *,
+        public_url: PublicUrl | None = None,
+        read_only: bool = False,
+    ) -> None:
         self.host = host
+        self.public_url = public_url
+        self.read_only = read_only  # automated runs: the observer's link alone, nobody acts
         self._listener = bind(host, port)
         self.address, self.port = self._listener.getsockname()[:2]
-        self.tokens = RunTokens.new()
+        self.tokens = RunTokens.new(read_only=read_only)
         self.token_files: list[Path] = []
         self.live: LiveRun | None = None
         self._server: BackgroundServer | None = None
@@ -71,7 +80,10 @@ class RunServer:
 
     @property
     def base_url(self) -> str:
-        """The server's address as people type it (the machine's name when listening on every address)."""
+        """The server's address as people type it: the TLS proxy's origin when there is one, else
+        the bound address (the machine's name when listening on every address)."""
+        if self.public_url is not None:
+            return self.public_url.origin
         shown = socket.gethostname() if self.host in WILDCARDS else self.host
         if ":" in shown:
             shown = f"[{shown}]"
@@ -106,7 +118,7 @@ class RunServer:
             self.live = live
             routes.extend(console_routes(live))
             live.feed.start()
-        access = Access(self.host, self.address, self.port, self.tokens)
+        access = Access(self.host, self.address, self.port, self.tokens, self.public_url)
         self._server = BackgroundServer(make_app(routes, access), self._listener)
         self._server.serve()
 

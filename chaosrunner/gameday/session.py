@@ -16,16 +16,19 @@ and only ``close`` says bye to the pages and stops it.
 
 from __future__ import annotations
 
-import time
+import signal
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaosrunner.engine.runner import Runner
 from chaosrunner.errors import ChaosrunnerError
 from chaosrunner.gameday.endpoint import LOOPBACK, RunServer
+from chaosrunner.gameday.server.guards import PublicUrl
 from chaosrunner.gameday.watch import GamedayWatcher
 from chaosrunner.observe.metrics import MetricsSource
 from chaosrunner.scenario.models import Mode
+from chaosrunner.signals import set_event_handler
 
 if TYPE_CHECKING:
     from chaosrunner.gameday.live_view import LiveView
@@ -40,6 +43,7 @@ class GamedaySession:
         *,
         endpoint_port: int = 0,
         endpoint_host: str = LOOPBACK,
+        public_url: PublicUrl | None = None,
     ) -> None:
         from chaosrunner.observe.alertmanager import AlertmanagerHTTP
 
@@ -52,7 +56,13 @@ class GamedaySession:
             alertmanager=AlertmanagerHTTP(target.alertmanager) if target.alertmanager else None,
             escalation_webhook=runner.scenario.gameday.escalation_webhook,
         )
-        self.server = RunServer(endpoint_host, endpoint_port) if runner.mode is Mode.GAMEDAY else None
+        # Automated runs serve the page too, read-only: the observer's link alone.
+        self.server = RunServer(
+            endpoint_host,
+            endpoint_port,
+            public_url=public_url,
+            read_only=runner.mode is not Mode.GAMEDAY,
+        )
         self.live: LiveRun | None = None
         self.live_view: LiveView | None = None
 
@@ -111,9 +121,25 @@ class GamedaySession:
         self.live.feed.publish("report", {"url": "/api/report"})
 
     def linger(self, seconds: float) -> None:
-        """Keep serving a while after the report, so the room can read it (Ctrl-C ends it early)."""
-        if self.server is not None and seconds > 0:
-            time.sleep(seconds)
+        """Keep serving a while after the report, so the room can read it.
+
+        Ctrl-C or SIGTERM ends the wait early - and only the wait: the run's result and
+        exit code stand, and the server still says bye and removes its token files."""
+        if self.server is None or seconds <= 0:
+            return
+        done = threading.Event()
+        if threading.current_thread() is not threading.main_thread():
+            done.wait(seconds)
+            return
+        previous = {
+            signum: signal.signal(signum, set_event_handler(done))
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            done.wait(seconds)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def close(self) -> None:
         try:

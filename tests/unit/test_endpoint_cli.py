@@ -63,7 +63,9 @@ def test_a_port_in_use_stops_the_run_before_anything_is_created(tmp_path: Path, 
         (["--listen", "8765"], "expected HOST:PORT"),
         (["--listen", "0.0.0.0:http"], "expected HOST:PORT"),
         (["--listen", "127.0.0.1:8765", "--port", "8766"], "not both"),
-        (["--listen", "127.0.0.1:0", "--mode", "automated"], "only gameday mode"),
+        (["--public-url", "ftp://gameday.example.net"], "--public-url"),
+        (["--public-url", "https://gameday.example.net/console?x=1"], "--public-url"),
+        (["--public-url", "https://user@gameday.example.net"], "--public-url"),
     ],
 )
 def test_bad_listen_arguments_are_exit_2(tmp_path: Path, state: Path, args: list[str], says: str) -> None:

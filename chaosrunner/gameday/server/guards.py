@@ -20,6 +20,13 @@ never costs reading a body:
    ``Content-Length`` of at most ``MAX_BODY`` (400 when it is not a number,
    411 when absent or chunked, 413 when larger).
 
+A route that a chat platform calls (``app.SignedRoute``: the slash
+commands) skips 1-3: Slack's and Mattermost's servers reach it through the
+team's TLS proxy under the public name, with no run token. The platform's
+signature or command token authenticates it instead, checked by the route
+after ``check_form_body`` bounds the body; DNS rebinding gains nothing there,
+since a browser cannot sign.
+
 and, once the body is read, ``too_deep`` bounds JSON nesting before
 ``json.loads`` ever recurses into it.
 """
@@ -33,9 +40,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from chaosrunner.errors import UsageError
 from chaosrunner.gameday.server.token import Capability, RunToken, RunTokens
 
 MAX_BODY = 64 * 1024
+MAX_FORM = 16 * 1024  # a slash command is a dozen short fields; Slack caps the text far below this
 MAX_DEPTH = 4  # a mark is one flat object; a little room, no more
 WILDCARDS = {"0.0.0.0", "::", ""}
 _LENGTH = re.compile(r"[0-9]{1,12}")
@@ -87,8 +96,16 @@ class Access:
     rebinding attack needs.
     """
 
-    def __init__(self, host: str, bound_address: str, port: int, tokens: RunTokens | RunToken) -> None:
+    def __init__(
+        self,
+        host: str,
+        bound_address: str,
+        port: int,
+        tokens: RunTokens | RunToken,
+        public_url: PublicUrl | None = None,
+    ) -> None:
         self.port = port
+        self.public = public_url
         # A single token (a tool serving one audience) is the facilitator's: it may do everything.
         self.tokens = (
             tokens.by_capability() if isinstance(tokens, RunTokens) else {Capability.FACILITATOR: tokens}
@@ -106,6 +123,16 @@ class Access:
             return False
         return hostname in self.names or (self.wildcard and _is_ip(hostname))
 
+    def _is_public(self, scheme: str, hostname: str | None, port: int | None) -> bool:
+        """The name and origin the team's TLS proxy serves us under (``--public-url``)."""
+        public = self.public
+        return (
+            public is not None
+            and scheme == public.scheme
+            and hostname == public.host
+            and (port or DEFAULT_PORTS[scheme]) == public.port
+        )
+
     def check(self, headers: RawHeaders) -> Refusal | None:
         """Address and token: None when the request may go on (with any capability)."""
         refusal = self.check_address(headers)
@@ -119,7 +146,13 @@ class Access:
         host = _one(headers, "host")
         if isinstance(host, Refusal):
             return host
-        if host is None or not _AUTHORITY.fullmatch(host) or not self._known(*_split_host("//" + host)):
+        if host is None or not _AUTHORITY.fullmatch(host):
+            return Refusal(403, "the Host header does not name this server")
+        hostname, port = _split_host("//" + host)
+        # Behind the proxy the Host is the public name; the scheme is the proxy's, so either port fits.
+        if not self._known(hostname, port) and not any(
+            self._is_public(scheme, hostname, port) for scheme in DEFAULT_PORTS
+        ):
             return Refusal(403, "the Host header does not name this server")
         origin = _one(headers, "origin")
         if isinstance(origin, Refusal):
@@ -127,7 +160,10 @@ class Access:
         if origin is not None:
             scheme, _, authority = origin.partition("://")
             hostname, port = _split_host("//" + authority)
-            if scheme != "http" or not _AUTHORITY.fullmatch(authority) or not self._known(hostname, port):
+            ours = (scheme == "http" and self._known(hostname, port)) or self._is_public(
+                scheme, hostname, port
+            )
+            if not _AUTHORITY.fullmatch(authority) or not ours:
                 return Refusal(403, "cross-origin requests are refused")
         return None
 
@@ -147,6 +183,46 @@ class Access:
         if granted is None:
             return Refusal(401, "send the run's token: Authorization: Bearer <token>")
         return granted
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class PublicUrl:
+    """Where people reach the server through a TLS proxy: ``https://gameday.example.net[:port]``."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> PublicUrl:
+        """A UsageError naming ``--public-url`` for anything but a scheme, a host and a port."""
+        try:
+            parts = urlsplit(text.strip())
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if (
+            parts is None
+            or parts.scheme not in DEFAULT_PORTS
+            or not parts.hostname
+            or parts.username is not None
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+        ):
+            raise UsageError(
+                f"--public-url {text!r}: expected the proxy's origin, e.g. https://gameday.example.net"
+            )
+        return cls(parts.scheme, parts.hostname.lower(), port or DEFAULT_PORTS[parts.scheme])
+
+    @property
+    def origin(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = DEFAULT_PORTS[self.scheme] == self.port
+        return f"{self.scheme}://{host}" + ("" if default else f":{self.port}")
 
 
 def permits(granted: Capability, needed: Capability) -> Refusal | None:
@@ -175,6 +251,20 @@ def check_json_body(headers: RawHeaders) -> Refusal | None:
     charset = params.strip().lower().removeprefix("charset=").strip('"') if params.strip() else "utf-8"
     if media.strip().lower() != "application/json" or charset not in ("utf-8", "utf8"):
         return Refusal(415, "send the body as Content-Type: application/json")
+    return _check_length(headers, MAX_BODY)
+
+
+def check_form_body(headers: RawHeaders) -> Refusal | None:
+    """The same for a chat platform's slash command: a URL-encoded form of at most ``MAX_FORM``."""
+    kind = _one(headers, "content-type")
+    if isinstance(kind, Refusal):
+        return kind
+    if (kind or "").partition(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        return Refusal(415, "send the body as Content-Type: application/x-www-form-urlencoded")
+    return _check_length(headers, MAX_FORM)
+
+
+def _check_length(headers: RawHeaders, limit: int) -> Refusal | None:
     if header_values(headers, "transfer-encoding"):
         return Refusal(411, "send a Content-Length; chunked bodies are refused")
     length = _one(headers, "content-length")
@@ -184,8 +274,8 @@ def check_json_body(headers: RawHeaders) -> Refusal | None:
         return Refusal(411, "send a Content-Length")
     if not _LENGTH.fullmatch(length):
         return Refusal(400, "Content-Length must be a non-negative whole number")
-    if int(length) > MAX_BODY:
-        return Refusal(413, f"the body is larger than {MAX_BODY // 1024} KiB")
+    if int(length) > limit:
+        return Refusal(413, f"the body is larger than {limit // 1024} KiB")
     return None
 
 

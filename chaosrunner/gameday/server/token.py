@@ -80,17 +80,20 @@ _FILES = {
 
 @dataclass(frozen=True)
 class RunTokens:
-    """The three tokens of one run."""
+    """The three tokens of one run; a read-only run (automated mode) honours the observer's alone."""
 
     facilitator: RunToken
     team: RunToken
     observer: RunToken
+    read_only: bool = False
 
     @classmethod
-    def new(cls) -> RunTokens:
-        return cls(RunToken.new(), RunToken.new(), RunToken.new())
+    def new(cls, *, read_only: bool = False) -> RunTokens:
+        return cls(RunToken.new(), RunToken.new(), RunToken.new(), read_only)
 
     def by_capability(self) -> dict[Capability, RunToken]:
+        if self.read_only:  # nobody acts on an automated run from the page: there is no one to watch for
+            return {Capability.OBSERVER: self.observer}
         return {
             Capability.FACILITATOR: self.facilitator,
             Capability.TEAM: self.team,
