@@ -27,6 +27,10 @@ STOP_TIMEOUT = 5.0
 # room for them, still a bound on what a flood of connections can take.
 CONCURRENCY = 128
 BACKLOG = 128
+HEADER_TIMEOUT = 5.0
+"""A request's headers must arrive within this; a client that trickles them (slowloris) is cut off."""
+SLOW_PER_CLIENT = 32
+"""Connections one address may have waiting for their headers at once; more are closed at once."""
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -82,7 +86,7 @@ class BackgroundServer:
         self._listener = listener
         config = uvicorn.Config(
             app,
-            http="h11",
+            http=header_deadline_protocol(),
             ws="none",
             lifespan="off",
             log_config=None,
@@ -114,3 +118,72 @@ class BackgroundServer:
         if self._thread.is_alive():
             self._thread.join(STOP_TIMEOUT)
         self._listener.close()
+
+
+def header_deadline_protocol() -> type[Any]:
+    """uvicorn's h11 protocol, with a deadline on each request's headers.
+
+    uvicorn bounds the idle time between requests (``timeout_keep_alive``) and
+    the headers' size, not the time they take: 130 connections each sending
+    half a request line held every slot of ``limit_concurrency``, and the
+    facilitator's abort button got 503s for as long as they stayed. So a
+    connection waiting for its headers is closed after ``HEADER_TIMEOUT``, and
+    when one address has more than ``SLOW_PER_CLIENT`` of them waiting, its
+    oldest goes: a browser's request arrives whole in a moment (and on
+    loopback every client shares one address, so refusing the newest would
+    refuse the room).
+    """
+    from collections import OrderedDict
+
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    waiting: dict[str, OrderedDict[int, Any]] = {}  # address -> connections waiting for headers, oldest first
+
+    class HeaderDeadlineProtocol(H11Protocol):
+        _deadline: Any = None
+        _address = ""
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._address = self.client[0] if self.client else ""
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self._arm()  # part of a request line or its headers so far
+            else:
+                self._disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._deadline is not None:
+                return
+            self._deadline = self.loop.call_later(HEADER_TIMEOUT, self._close)
+            queue = waiting.setdefault(self._address, OrderedDict())
+            queue[id(self)] = self
+            if len(queue) > SLOW_PER_CLIENT:
+                _, oldest = queue.popitem(last=False)
+                oldest._close()
+
+        def _disarm(self) -> None:
+            if self._deadline is None:
+                return
+            self._deadline.cancel()
+            self._deadline = None
+            queue = waiting.get(self._address)
+            if queue is not None:
+                queue.pop(id(self), None)
+                if not queue:
+                    waiting.pop(self._address, None)
+
+        def _close(self) -> None:
+            self._disarm()
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderDeadlineProtocol
