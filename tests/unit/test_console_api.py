@@ -193,14 +193,15 @@ def test_the_team_marks_and_cannot_claim_the_facilitators_role(server: RunServer
     marked = request(server.port, "POST", "/api/marks", token=team, body={"event": "detected", "by": "tom"})
     assert marked.status == 201 and marked.json()["by"] == "tom"
     before = journal_lines(run)
-    posing = request(
-        server.port,
-        "POST",
-        "/api/marks",
-        token=team,
-        body={"event": "note", "value": "hi", "by": "tom", "role": "facilitator"},
-    )
-    assert posing.status == 403
+    for door in ("/api/marks", "/events"):  # the page's door and `mark --url`'s
+        posing = request(
+            server.port,
+            "POST",
+            door,
+            token=team,
+            body={"event": "note", "value": "hi", "by": "tom", "role": "facilitator"},
+        )
+        assert posing.status == 403, door
     assert journal_lines(run) == before
     wrong = request(server.port, "POST", "/api/marks", token=team, body={"event": "won", "by": "tom"})
     assert wrong.status == 400 and "won" in wrong.json()["error"] and "\n" not in wrong.json()["error"]

@@ -22,9 +22,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chaosrunner.errors import ChaosrunnerError, UsageError
-from chaosrunner.gameday.server.app import capability, json_reply, refused_unless
+from chaosrunner.gameday.server.app import json_reply, refused_unless
 from chaosrunner.gameday.server.bodies import read_object
 from chaosrunner.gameday.server.live_run import LiveRun
+from chaosrunner.gameday.server.responder import role_refusal
 from chaosrunner.gameday.server.token import Capability
 
 MAX_NAME = 200
@@ -38,8 +39,9 @@ def action_routes(live: LiveRun) -> list[Route]:
         fields = await read_object(request)
         if isinstance(fields, JSONResponse):
             return fields
-        if fields.get("role") == "facilitator" and capability(request.scope) < Capability.FACILITATOR:
-            return json_reply(403, {"error": "only the facilitator's link marks as the facilitator"})
+        refusal = role_refusal(fields, request.scope)
+        if refusal is not None:
+            return refusal
         from chaosrunner.gameday.marks import record_fields
 
         try:

@@ -16,12 +16,22 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from chaosrunner.engine.rundir import RunDir
 from chaosrunner.errors import ChaosrunnerError
 from chaosrunner.gameday.marks import record_fields, responder_events
-from chaosrunner.gameday.server.app import json_reply
+from chaosrunner.gameday.server.app import capability, json_reply
 from chaosrunner.gameday.server.bodies import read_json
+from chaosrunner.gameday.server.token import Capability
+
+
+def role_refusal(fields: object, scope: Scope) -> JSONResponse | None:
+    """A mark may claim the facilitator's role only with the facilitator's link (any door)."""
+    claims = isinstance(fields, dict) and fields.get("role") == "facilitator"
+    if claims and capability(scope) < Capability.FACILITATOR:
+        return json_reply(403, {"error": "only the facilitator's link marks as the facilitator"})
+    return None
 
 
 def responder_routes(run: RunDir) -> list[Route]:
@@ -37,6 +47,9 @@ def responder_routes(run: RunDir) -> list[Route]:
             meant = fields.pop("run_id", None)
             if meant is not None and meant != run.run_id:
                 return json_reply(409, {"error": f"this endpoint serves run {run.run_id}, not {meant!r}"})
+        refusal = role_refusal(fields, request.scope)
+        if refusal is not None:
+            return refusal
         try:
             event = await run_in_threadpool(record_fields, run, fields)
         except ChaosrunnerError as error:
