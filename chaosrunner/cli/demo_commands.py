@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -62,7 +63,7 @@ def demo(interactive: bool, down: bool, up_only: bool, plain: bool, linger: str)
         if interactive:
             click.echo(interactive_instructions(runner.run_dir.run_id, sandbox, links))
             if links is not None:
-                open_in_browser(links.facilitator)
+                open_in_browser(links.facilitator, runner.run_dir.path)
         elif links is not None:  # the scripted team plays; a person may watch (the observer link cannot post)
             click.echo(f"watch it live in a browser: {links.observer}")
 
@@ -87,13 +88,24 @@ def demo(interactive: bool, down: bool, up_only: bool, plain: bool, linger: str)
     raise SystemExit(run.result.exit_code)
 
 
-def open_in_browser(url: str) -> None:
-    """Open the console where a desktop browser exists; never a text browser in this terminal."""
+def open_in_browser(link: str, run_folder: Path) -> None:
+    """Open the console where a desktop browser exists; never a text browser in this terminal.
+
+    The link carries the facilitator's token, and a browser's command line is
+    visible to every user of the machine: the browser is given a private file
+    in the run folder (0600, in a 0700 folder) that sends it on to the link.
+    """
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return  # a server or an SSH session: the link is printed above
+    import json
     import webbrowser
 
+    from chaosrunner.private_files import write_private
+
+    page = run_folder / "open-console.html"
+    target = json.dumps(link).replace("<", "\\u003c")  # a JavaScript string, inert inside <script>
+    write_private(page, f"<!DOCTYPE html><script>location.replace({target})</script>\n")
     try:
-        webbrowser.open(url, new=2)
+        webbrowser.open(page.as_uri(), new=2)
     except webbrowser.Error:
         return
