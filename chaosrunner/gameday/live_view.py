@@ -227,10 +227,11 @@ class LiveView:
         now = time.monotonic()
         limit = self.scenario.gameday.max_duration.total_seconds()
         time_left = None
-        if self._injecting_since is not None:
+        phase = view.phase if view is not None else "starting"
+        if self._injecting_since is not None and phase == "injecting":  # max_duration bounds injecting only
             time_left = round(max(0.0, limit - (now - self._injecting_since)), 1)
         return {
-            "phase": view.phase if view is not None else "starting",
+            "phase": phase,
             "elapsed_s": round(now - view.started, 1) if view is not None else 0.0,
             "time_left_s": time_left,
             "conditions": self._conditions(),

@@ -140,6 +140,8 @@ def test_a_snapshot_has_every_field_of_the_contract(tmp_path: Path, scripted: Sc
     assert snapshot["sample"]["sli"] == 0.5 and snapshot["sample"]["steady"] == {"up": 1.0}
     assert abs(snapshot["sample"]["t"] - time.time()) < 60
     assert snapshot["live"] is True
+    runner.view.phase = "reverting"  # the faults are ending: max_duration no longer bounds anything
+    assert view.snapshot()["time_left_s"] is None
     view.close()
 
 
