@@ -138,29 +138,36 @@ def finished(event: Mapping[str, Any], d: Dialect) -> Message:
     return Message("finished", f":checkered_flag: {d.bold('Run finished')}: {status} - {detail}")
 
 
-_BUILDERS: dict[str, Callable[[Mapping[str, Any], Dialect], Message]] = {
-    "escalation_due": escalation_due,
-    "abort": aborted,
-    "faults_ending": mitigated,
-    "run_finished": finished,
+_BY_EVENT: dict[str, tuple[str, Callable[[Mapping[str, Any], Dialect], Message]]] = {
+    # the runner's event type -> the message kind and how to write it
+    "alert": ("alert_firing", alert_firing),
+    "escalation_due": ("escalation_due", escalation_due),
+    "abort": ("abort", aborted),
+    "faults_ending": ("mitigated", mitigated),
+    "run_finished": ("finished", finished),
 }
 
 
+def kind_of(event: Mapping[str, Any]) -> str | None:
+    """The kind of message ``for_event`` makes of this event, None if the channel does not hear it.
+    Cheap, it renders nothing: the runner's threads call it."""
+    kind = str(event.get("type"))
+    if kind not in _BY_EVENT or (kind == "alert" and event.get("state") not in FIRING_STATES):
+        return None
+    return _BY_EVENT[kind][0]
+
+
 def heard(event: Mapping[str, Any]) -> bool:
-    """Whether the channel hears this event (``for_event`` makes a message of it); cheap, renders nothing."""
-    kind = event.get("type")
-    return kind in _BUILDERS or (kind == "alert" and event.get("state") in FIRING_STATES)
+    return kind_of(event) is not None
 
 
 def for_event(event: Mapping[str, Any], d: Dialect) -> Message | None:
     """The message for one of the runner's events, or None for events the channel does not hear.
 
     ``run_started`` is not here: it needs the scenario and the console link (``run_started``)."""
-    if not heard(event):
+    if kind_of(event) is None:
         return None
-    if event.get("type") == "alert":
-        return alert_firing(event, d)
-    return _BUILDERS[str(event["type"])](event, d)
+    return _BY_EVENT[str(event["type"])][1](event, d)
 
 
 @dataclass(frozen=True)

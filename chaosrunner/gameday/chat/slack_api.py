@@ -6,6 +6,7 @@ loads slack_sdk. slack_sdk's exceptions are mapped to ours here.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -13,6 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaosrunner.redaction import REDACTED, redact_text
+
+_QUIET = logging.getLogger("chaosrunner.chat.slack_sdk")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False  # slack_sdk logs each failed request; the notifier reports the outcome once
 
 SIGNATURE_MAX_AGE = 60 * 5
 """Slack's rule: a request signed more than five minutes ago is refused (a replay)."""
@@ -61,7 +66,9 @@ def post_message(token: str, channel: str, text: str, *, api_url: str, timeout: 
     from slack_sdk.errors import SlackApiError
 
     # retry_handlers=[]: slack_sdk would retry on its own; the notifier's tenacity policy is the one policy.
-    client = WebClient(token=token, base_url=api_url, timeout=max(1, math.ceil(timeout)), retry_handlers=[])
+    client = WebClient(
+        token=token, base_url=api_url, timeout=max(1, math.ceil(timeout)), retry_handlers=[], logger=_QUIET
+    )
     try:
         client.chat_postMessage(channel=channel, text=text, unfurl_links=False, unfurl_media=False)
     except SlackApiError as error:
@@ -84,7 +91,7 @@ def post_webhook(url: str, payload: dict[str, Any], *, timeout: float) -> PostRe
     The URL is the credential: it appears in no result, error or log line."""
     from slack_sdk.webhook import WebhookClient
 
-    client = WebhookClient(url, timeout=max(1, math.ceil(timeout)), retry_handlers=[])
+    client = WebhookClient(url, timeout=max(1, math.ceil(timeout)), retry_handlers=[], logger=_QUIET)
     try:
         response = client.send_dict(payload)
     except Exception as error:
