@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mark": ("gameday_commands", "Record what the team did during a gameday."),
     "score": ("gameday_commands", "TTD, TTM, TTR and the team's score for a run."),
     "go": ("gameday_commands", "Go or no-go for a gameday waiting on its run sheet."),
+    "import-chat": ("gameday_commands", "Score what the team wrote: marks from a Slack/Mattermost export."),
     "report": ("report_commands", "Write a run's debrief report (HTML, Markdown, JSON)."),
     "history": ("report_commands", "TTD, TTM and score across runs of a scenario."),
     "serve": ("serve_commands", "Browse past runs and their reports in the console."),
@@ -57,7 +58,7 @@ class ChaosrunnerGroup(click.Group):
         if entry is None:
             return None
         module = importlib.import_module(f"chaosrunner.cli.{entry[0]}")
-        command: click.Command = getattr(module, cmd_name)
+        command: click.Command = getattr(module, cmd_name.replace("-", "_"))  # import-chat: import_chat
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

@@ -1,7 +1,8 @@
-"""Commands for the team's side of a gameday: mark, go and score."""
+"""Commands for the team's side of a gameday: mark, go, score and import-chat."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -238,3 +239,66 @@ def print_summary(result: Any) -> None:
             click.echo(safe_text(f"          {line}"))
         if finding.action_item:
             click.echo(f"          action: {finding.action_item}")
+
+
+@click.command("import-chat")
+@click.argument("run_id")
+@click.argument("export", type=click.Path(path_type=Path))
+@click.option("--channel", required=True, help="The incident channel the team used during the run.")
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["slack", "mattermost"]),
+    default=None,
+    help="The export's kind [default: detect: a folder or zip with users.json is Slack's].",
+)
+@click.option("--offline", is_flag=True, help="Score from the journal alone, without querying Prometheus.")
+def import_chat(run_id: str, export: Path, channel: str, export_format: str | None, offline: bool) -> None:
+    """Score what the team really wrote: marks from a Slack or Mattermost export of the run's channel.
+
+    \b
+    chaosrunner import-chat RUN slack-export.zip --channel incident-checkout
+    chaosrunner import-chat RUN mattermost-export.jsonl --channel incident-checkout
+
+    Messages written between the run's start and its end are read; commands
+    (`/gameday sev P1`) and plain language ("this is a P1", "I'm IC", status
+    updates, "mitigated", "root cause: ...", "escalating to ...") become marks
+    with their real time and author, stored beside the journal (a new import
+    replaces the last one) and shown as imported in the report.
+    """
+    from chaosrunner.cli.console import safe_text
+    from chaosrunner.engine.rundir import RunDir
+    from chaosrunner.gameday.chat.imported import SKIP_REASONS
+    from chaosrunner.gameday.chat.imported import import_chat as run_import
+    from chaosrunner.gameday.debrief import debrief
+
+    run = RunDir.find(run_id)
+    before = debrief(run, offline=offline).score
+    outcome = run_import(run, export, channel, export_format)
+    after = debrief(run, offline=offline).score
+    start, end = outcome.window
+    click.echo(
+        safe_text(
+            f"read {outcome.messages} message(s) of #{outcome.channel} ({outcome.export_format} export); "
+            f"the run's window: {start.isoformat()} - {end.isoformat()} (only messages inside it count)"
+        )
+    )
+    counts = outcome.counts()
+    click.echo(
+        f"imported {len(outcome.marks)} mark(s)"
+        + (": " + ", ".join(f"{kind} {count}" for kind, count in sorted(counts.items())) if counts else "")
+    )
+    skipped = [f"{outcome.skipped[reason]} {reason}" for reason in SKIP_REASONS if outcome.skipped[reason]]
+    if skipped:
+        click.echo("skipped: " + "; ".join(skipped))
+    click.echo(
+        f"team score {before.total:g}/100 (grade {before.grade}) before the import, "
+        f"{after.total:g}/100 (grade {after.grade}) with it"
+    )
+    changed = {
+        finding.criterion: (old.verdict.value, finding.verdict.value)
+        for old, finding in zip(before.findings, after.findings, strict=True)
+        if old.verdict is not finding.verdict
+    }
+    for criterion, (was, now) in changed.items():
+        click.echo(f"  {criterion}: {was} -> {now}")

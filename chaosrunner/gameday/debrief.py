@@ -2,7 +2,8 @@
 
 ``debrief(run)`` is what `chaosrunner score`, the end-of-run summary and the
 report all start from: the scenario as it ran (the journal's own copy, not
-today's file), the measurement (TTD, TTM, TTR with evidence, from Prometheus
+today's file) with the marks imported from the team's chat
+(``gameday.chat.imported``), the measurement (TTD, TTM, TTR with evidence, from Prometheus
 data where the scenario has it), the team's score and the experiment's
 verdict.
 """
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from chaosrunner.engine.journal import JournalEvent
 from chaosrunner.engine.rundir import RunDir
 from chaosrunner.errors import UnknownRun
+from chaosrunner.gameday.chat.imported import load as load_imported
+from chaosrunner.gameday.chat.imported import with_imported
 from chaosrunner.gameday.measure import Measurement, measure
 from chaosrunner.gameday.scoring import Score, score
 from chaosrunner.gameday.verdict import ExperimentVerdict, experiment_verdict
@@ -51,7 +54,8 @@ def debrief(run: RunDir | str, metrics: MetricsSource | None = None, *, offline:
     """Measure and score a run: with ``metrics``, or the scenario's own Prometheus,
     or - ``offline`` - from the journal alone (marks and journaled alerts)."""
     target = run if isinstance(run, RunDir) else RunDir.find(run)
-    events = target.events()
+    # Marks imported from the team's chat count like live ones; they stay in their own file.
+    events = with_imported(target.events(), load_imported(target))
     scenario = scenario_of(events, target.run_id)
     source = None if offline else (metrics or default_metrics(scenario))
     measurement = measure(list(events), scenario, source)

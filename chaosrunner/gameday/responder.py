@@ -97,6 +97,7 @@ class ResponderEvent:
     via: Via | None = None
     role: Role | None = None
     source: str | None = None  # the chat platform a mark came from; None for the CLI, page and API
+    quote: str | None = None  # an imported mark's message as written (gameday.chat.imported)
 
     def as_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -123,6 +124,7 @@ class ResponderEvent:
             via=Via(event["via"]) if event.get("via") else None,
             role=Role(event["role"]) if event.get("role") in _ROLE_NAMES else None,
             source=str(event["source"]) if event.get("source") else None,
+            quote=str(event["quote"]) if event.get("quote") else None,
         )
 
 

@@ -28,6 +28,7 @@ from chaosrunner.gameday.scoring import Score
 from chaosrunner.gameday.verdict import ExperimentVerdict
 from chaosrunner.observe.metrics import MetricsSource, Series
 from chaosrunner.report import fmt
+from chaosrunner.report.chat_quotes import with_chat_quotes
 from chaosrunner.report.history import HistoryEntry
 from chaosrunner.report.impact import Impact, impact, request_rate_expr
 from chaosrunner.report.redact import Redactor
@@ -292,6 +293,7 @@ def build_report(
     history: list[HistoryEntry] | None = None,
     now: datetime | None = None,
 ) -> Report:
+    result = with_chat_quotes(result)  # a finding scored from imported chat quotes what was written
     events = list(result.events)
     generated = now or datetime.now(UTC)
     started_event = _first(events, "run_started")

@@ -22,6 +22,7 @@ from typing import Any
 from chaosrunner.engine.journal import outcome_summary, parse_time
 from chaosrunner.gameday.measure import Measurement
 from chaosrunner.report import fmt
+from chaosrunner.report.chat_quotes import imported_from
 
 SYSTEM = "system"  # chaosrunner and the target: faults, checks, aborts, the run sheet's injects
 MONITORING = "monitoring"  # alerts and abort-condition states, as Prometheus saw them
@@ -73,6 +74,13 @@ def _responder(event: Mapping[str, Any]) -> tuple[str, str]:
         "cause": f"declared root cause: {value}",
         "note": f"note: {value}",
     }.get(mark, f"{mark} {value}".strip())
+    platform = imported_from(str(event.get("source") or ""))
+    if platform:  # read from the chat export afterwards, not marked live: say so, and what was written
+        quote = str(event.get("quote") or "")
+        channel = f" #{event['channel']}" if event.get("channel") else ""
+        text = f"[imported from {platform}{channel}] {text}" + (
+            f' - wrote "{quote}"' if quote and quote != value else ""
+        )
     return _person(event), text
 
 
