@@ -16,6 +16,8 @@ and only ``close`` says bye to the pages and stops it.
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -92,8 +94,9 @@ class GamedaySession:
             series=live_view.series,
             measured=lambda: live_view.last_measured,
         )
+        chat, warnings = self._chat_routes(live)
         try:
-            self.server.start(run, live)
+            self.server.start(run, live, more_routes=chat)
         except (ChaosrunnerError, OSError) as error:
             feed.close()
             # run_started comes before any injection: stopping here touches nothing,
@@ -101,9 +104,23 @@ class GamedaySession:
             self.runner.request_abort("responder_endpoint", f"the responder endpoint did not start: {error}")
             return
         self.live, self.live_view = live, live_view
+        for warning in warnings:  # a variable's name, never its value
+            logging.getLogger("chaosrunner.server").warning("%s", warning)
         live_view.start()
         # The addresses only: the journal is read by reports and tools; a token never goes there.
         self.runner.emit("responder_endpoint", url=self.server.url, console_url=self.server.console_url)
+
+    def _chat_routes(self, live: LiveRun) -> tuple[list[Any], list[str]]:
+        """The slash commands' routes for each chat platform whose secret is set (read now, at
+        run start), and a warning for each one the scenario names but the environment lacks."""
+        chat = self.runner.scenario.chat
+        if chat.slack is None and chat.mattermost is None:
+            return [], []
+        from chaosrunner.gameday.chat.inbound import RunContext, handlers
+        from chaosrunner.gameday.server.chat_routes import chat_routes
+
+        found, warnings = handlers(chat, RunContext(live.run, live.measured), os.environ)
+        return chat_routes(found), warnings
 
     def end_of_run(self) -> None:
         """The run is over: stop watching and sampling. The server keeps serving the pages."""

@@ -12,12 +12,12 @@ traceback.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chaosrunner.gameday.server.guards import PUBLIC_PATHS, READ_METHODS, Access, Refusal, permits
@@ -66,12 +66,19 @@ def refused_unless(scope: Scope, needed: Capability) -> JSONResponse | None:
     return None if refusal is None else refuse(refusal)
 
 
+class SignedRoute(Route):
+    """A POST route a chat platform calls: it authenticates the request itself, by the
+    platform's signature or token, so ``Guarded`` lets it past the Host, Origin and run-token
+    checks (the platform's servers send none of them). Everything else stays guarded."""
+
+
 class Guarded:
     """Host, Origin and token checks in front of every route; no exception escapes to the server."""
 
-    def __init__(self, app: ASGIApp, access: Access) -> None:
+    def __init__(self, app: ASGIApp, access: Access, signed_paths: Iterable[str] = ()) -> None:
         self.app = app
         self.access = access
+        self.signed_paths = frozenset(signed_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # no websockets, no lifespan: nothing else is served
@@ -97,6 +104,9 @@ class Guarded:
 
     def _refusal(self, scope: Scope) -> Refusal | None:
         headers = scope["headers"]
+        if scope["path"] in self.signed_paths and scope["method"] == "POST":
+            scope.pop(CAPABILITY, None)  # the route checks the platform's signature before anything
+            return None
         refusal = self.access.check_address(headers)
         if refusal is not None:
             return refusal
@@ -115,4 +125,5 @@ class Guarded:
 
 
 def make_app(routes: Sequence[BaseRoute], access: Access) -> ASGIApp:
-    return Guarded(Starlette(routes=list(routes)), access)
+    signed = [route.path for route in routes if isinstance(route, SignedRoute)]
+    return Guarded(Starlette(routes=list(routes)), access, signed_paths=signed)
