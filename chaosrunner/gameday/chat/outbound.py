@@ -282,14 +282,18 @@ class _Worker:
         self._deadline = float("inf")  # set by close(): nothing is attempted after it
         self._abandoned = False  # the current message's next attempt would come after the deadline
         self._last_post: float | None = None
-        self._in_hand = False  # a message taken from the queue and not yet posted or given up
         self._failed = 0
+        self._offered = 0  # queued, ever (under _start_lock); delivered only by the worker
+        self._delivered = 0
         self.dropped = 0
 
     @property
     def unsent(self) -> int:
-        """Messages given up, plus - while the thread is still at it - those queued or in hand."""
-        return self._failed + self._queue.qsize() + (1 if self._in_hand else 0)
+        """Messages given up, plus - while the thread is still at it - those queued or in hand.
+
+        Counted as queued minus delivered: reading the queue's size and the message in hand
+        separately missed one taken from the queue and not yet marked in hand."""
+        return self._offered - self._delivered
 
     def offer(self, pending: _Pending) -> None:
         with self._start_lock:
@@ -297,7 +301,9 @@ class _Worker:
                 self._started = True
                 self._thread.start()
         try:
-            self._queue.put_nowait(pending)
+            with self._start_lock:  # listeners are called from the runner's several threads
+                self._queue.put_nowait(pending)
+                self._offered += 1
         except queue.Full:
             with self._start_lock:
                 self.dropped += 1
@@ -328,7 +334,6 @@ class _Worker:
                 if self._deadline != float("inf"):
                     return  # closing, and everything queued has been handled
                 continue
-            self._in_hand = True
             try:
                 if time.monotonic() >= self._deadline:
                     self._failed += 1
@@ -337,8 +342,6 @@ class _Worker:
             except Exception:  # our bug must not end the thread that tells the channel
                 self._failed += 1
                 log.exception("chat: could not post a %s message to %s", pending.kind, self.destination.name)
-            finally:
-                self._in_hand = False
 
     def _deliver(self, pending: _Pending) -> None:
         from tenacity import Retrying, retry_if_result
@@ -368,7 +371,9 @@ class _Worker:
             return self.destination.post(text, timeout)
 
         result = retrying(attempt)
-        if not result.ok:
+        if result.ok:
+            self._delivered += 1
+        else:
             self._failed += 1
             log.warning(
                 "chat: could not post a %s message to %s after %d attempt(s): %s",
