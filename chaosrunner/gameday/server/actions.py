@@ -74,10 +74,8 @@ def action_routes(live: LiveRun) -> list[Route]:
         fields = await read_object(request)
         if isinstance(fields, JSONResponse):
             return fields
-        try:
-            from chaosrunner.gameday.run_sheet import record_checklist
-        except ImportError:
-            return json_reply(501, {"error": "this chaosrunner has no run sheet"})
+        from chaosrunner.gameday.run_sheet import record_checklist
+
         try:
             item, checked, by = _checklist_fields(fields)
             event = await run_in_threadpool(lambda: record_checklist(run, item, checked, by=by))
@@ -93,10 +91,8 @@ def action_routes(live: LiveRun) -> list[Route]:
         fields = await read_object(request)
         if isinstance(fields, JSONResponse):
             return fields
-        try:
-            from chaosrunner.gameday.run_sheet import record_decision
-        except ImportError:
-            return json_reply(501, {"error": "this chaosrunner has no run sheet"})
+        from chaosrunner.gameday.run_sheet import record_decision
+
         try:
             decision, by, reason = _decision_fields(fields)
         except UsageError as error:
