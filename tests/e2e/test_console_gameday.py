@@ -43,6 +43,17 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "console"
 PROMETHEUS = "http://127.0.0.1:19090"
+WELL_RUN_VERDICTS = {  # what a response like these tests' earns: every criterion but escalation (none needed)
+    "detected_by_monitoring": "passed",
+    "ttd_within_target": "passed",
+    "severity_declared": "passed",
+    "incident_commander": "passed",
+    "status_updates": "passed",
+    "mitigation_before_root_cause": "passed",
+    "ttm_within_target": "passed",
+    "escalation": "not_applicable",
+    "single_changer": "passed",
+}
 SUCCESS = (
     'sum(rate(http_requests_total{job="demo-checkout",code="200"}[5s]))'
     ' / sum(rate(http_requests_total{job="demo-checkout"}[5s]))'
@@ -315,17 +326,7 @@ def test_a_whole_gameday_is_played_in_the_browser(browser: Browser, env: dict[st
     assert 0 < timings["ttd_seconds"] <= 30, timings
     assert timings["ttd_seconds"] < timings["ttm_seconds"] <= 60, timings
     verdicts = {finding["criterion"]: finding["verdict"] for finding in score["findings"]}
-    assert verdicts == {
-        "detected_by_monitoring": "passed",
-        "ttd_within_target": "passed",
-        "severity_declared": "passed",
-        "incident_commander": "passed",
-        "status_updates": "passed",
-        "mitigation_before_root_cause": "passed",
-        "ttm_within_target": "passed",
-        "escalation": "not_applicable",
-        "single_changer": "passed",
-    }, score["findings"]
+    assert verdicts == WELL_RUN_VERDICTS, score["findings"]
     # What the page said live is what the debrief measured.
     assert page_ttd.startswith(f"{round(timings['ttd_seconds'], 1):g}s"), (page_ttd, timings)
     assert page_ttm == f"{round(timings['ttm_seconds'], 1):g}s", (page_ttm, timings)
