@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.browser import Browser, Watched, chromium
+from tests.support.browser import Browser, chromium, introduce, no_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -132,16 +132,6 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def introduce(watched: Watched, name: str, role: str | None = None) -> None:
-    page = watched.page
-    page.get_by_test_id("identity").wait_for()
-    page.fill("#identity-name", name)
-    if role is not None:
-        page.select_option("#identity-role", role)
-    page.press("#identity-name", "Enter")
-    page.get_by_test_id("identity").wait_for(state="hidden")
-
-
 def journal(state: Path) -> list[dict[str, Any]]:
     [run] = list((state / "runs").iterdir())
     return [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines() if line]
@@ -185,11 +175,6 @@ def post_status(page: Any, affected: str, hypothesis: str, owner: str) -> None:
     page.fill("#status-owner", owner)
     page.fill("#status-next", time.strftime("%H:%M", time.gmtime(time.time() + 60)))
     page.click('form[data-form="status"] button[type="submit"]')
-
-
-def no_problems(*pages: Watched) -> None:
-    problems = [problem for watched in pages for problem in watched.problems]
-    assert problems == [], problems
 
 
 def test_a_whole_gameday_is_played_in_the_browser(browser: Browser, env: dict[str, str]) -> None:

@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.browser import Browser, Watched, chromium
+from tests.support.browser import Browser, chromium, introduce, no_problems
 from tests.support.cli import run_chaosrunner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -231,22 +231,6 @@ def start_run(tmp_path: Path, rig: dict[str, str]) -> Iterator[Callable[..., Liv
                 run.process.kill()
                 run.process.wait()
         assert "Traceback" not in "".join(run.output), "".join(run.output)[-3000:]
-
-
-def introduce(watched: Watched, name: str, role: str | None = None) -> None:
-    """The first visit in a browser asks who you are."""
-    page = watched.page
-    page.get_by_test_id("identity").wait_for()
-    page.fill("#identity-name", name)
-    if role is not None:
-        page.select_option("#identity-role", role)
-    page.press("#identity-name", "Enter")
-    page.get_by_test_id("identity").wait_for(state="hidden")
-
-
-def no_problems(*pages: Watched) -> None:
-    problems = [problem for watched in pages for problem in watched.problems]
-    assert problems == [], problems
 
 
 def send_alert(alertmanager: str, name: str, lasting: timedelta) -> None:

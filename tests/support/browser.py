@@ -76,6 +76,22 @@ def _console(watched: Watched, message: Any) -> None:
         watched.console_errors.append(message.text)
 
 
+def introduce(watched: Watched, name: str, role: str | None = None) -> None:
+    """The first visit in a browser asks who you are (the console's identity form)."""
+    page = watched.page
+    page.get_by_test_id("identity").wait_for()
+    page.fill("#identity-name", name)
+    if role is not None:
+        page.select_option("#identity-role", role)
+    page.press("#identity-name", "Enter")
+    page.get_by_test_id("identity").wait_for(state="hidden")
+
+
+def no_problems(*pages: Watched) -> None:
+    problems = [problem for watched in pages for problem in watched.problems]
+    assert problems == [], problems
+
+
 @contextmanager
 def chromium() -> Iterator[Browser]:
     """Headless Debian Chromium under Playwright; fails (not skips) when it is missing."""
