@@ -16,7 +16,9 @@ The tree::
     │   ├── KillSwitchEngaged        `chaosrunner abort --all` is in force
     │   ├── JournalUnwritable        the run journal cannot be written (disk full …)
     │   ├── NotPermitted             a state folder or kill switch belongs to someone else
-    │   └── SteadyStateNotMet        the system was unhealthy before we touched it
+    │   ├── SteadyStateNotMet        the system was unhealthy before we touched it
+    │   └── ResultsStoreTooNew       the results store's schema is newer than this
+    │                                chaosrunner (upgrade before writing to it)
     ├── RunFailed                    exit 1: the experiment ran and did not hold
     │   └── RunAborted               an abort condition, the kill switch, a signal
     └── FaultError                   a backend could not plan, inject or revert
@@ -141,3 +143,7 @@ class RegistrationError(FaultError):
     """A fault plug-in is malformed; the message names the plug-in."""
 
     exit_code = 2
+
+
+class ResultsStoreTooNew(EnvironmentProblem):
+    """The results store was migrated by a newer chaosrunner: this one must not read or write it."""
