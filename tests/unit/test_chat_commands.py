@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from chaosrunner.errors import UsageError
-from chaosrunner.gameday.chat.commands import MAX_TEXT, MarkCommand, Query, parse
+from chaosrunner.gameday.chat.commands import (
+    MAX_TEXT,
+    MarkCommand,
+    Query,
+    parse,
+    slack_mentions,
+    slack_plain,
+)
 from chaosrunner.gameday.responder import Mark, Via
 
 pytestmark = pytest.mark.unit
@@ -26,8 +33,7 @@ pytestmark = pytest.mark.unit
         ("sev P1", MarkCommand(Mark.SEVERITY, "P1")),
         ("sev p2", MarkCommand(Mark.SEVERITY, "P2")),
         ("severity P3", MarkCommand(Mark.SEVERITY, "P3")),
-        ("ic <@U024BE7LH|maria>", MarkCommand(Mark.IC, "maria")),
-        ("ic <@U024BE7LH>", MarkCommand(Mark.IC, "U024BE7LH")),
+        ("ic @Mary O'Brien (SRE)", MarkCommand(Mark.IC, "Mary O'Brien (SRE)")),  # a display name
         ("ic @maria", MarkCommand(Mark.IC, "maria")),
         ("ic @maria.lopez", MarkCommand(Mark.IC, "maria.lopez")),
         ("ic rosa", MarkCommand(Mark.IC, "rosa")),
@@ -83,7 +89,7 @@ def test_every_mistake_says_what_is_wrong(text: str, message: str) -> None:
     ("text", "shown"),
     [
         ("sev p1", "sev P1"),
-        ("ic <@U1|maria>", "ic maria"),
+        ("ic @maria", "ic maria"),
         ("detected via real-user", "detected via real_user"),
         ("mitigated", "mitigated"),
         ("note vendor paged", 'note "vendor paged"'),
@@ -94,3 +100,53 @@ def test_the_confirmation_names_the_mark(text: str, shown: str) -> None:
     command = parse(text)
     assert isinstance(command, MarkCommand)
     assert command.describe() == shown
+
+
+# -- Slack's markup: mentions become display names, escapes become what was typed -----------------
+
+
+@pytest.mark.parametrize(
+    ("sent", "names", "plain"),
+    [
+        ("ic <@U024BE7LH|maria>", {}, "ic @maria"),  # older clients put the name in the mention
+        ("ic <@U024BE7LH>", {}, "ic @U024BE7LH"),  # newer ones do not: the id is all there is
+        ("ic <@U024BE7LH>", {"U024BE7LH": "María López"}, "ic @María López"),
+        ("ic <@U024BE7LH|maria>", {"U024BE7LH": "María López"}, "ic @María López"),  # the name people see
+        ("note a &lt; b &amp;&amp; c &gt; d", {}, "note a < b && c > d"),
+        ("note &amp;lt; stays typed", {}, "note &lt; stays typed"),  # one pass: never un-escaped twice
+        ("note &lt;@U1&gt; typed by hand", {"U1": "eve"}, "note <@U1> typed by hand"),  # data, not a mention
+        ("note vendor paged <!channel>", {}, "note vendor paged <!channel>"),  # stays literal: never a ping
+        (
+            "note see <#C0123|ops> and <https://x.example/a|the dash>",
+            {},
+            "note see #ops and the dash (https://x.example/a)",
+        ),
+        ("note <https://x.example/a>", {}, "note https://x.example/a"),
+    ],
+)
+def test_slack_text_is_made_plain(sent: str, names: dict[str, str], plain: str) -> None:
+    assert slack_plain(sent, names) == plain
+
+
+def test_mentions_are_found_in_order_once_and_only_in_slacks_own_markup() -> None:
+    text = "note <@U2> asked <@W1|bob> and <@U2> again; &lt;@U9&gt; was typed"
+    assert slack_mentions(text) == ["U2", "W1"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "names", "expected"),
+    [
+        ("ic <@U7|rosa>", {}, MarkCommand(Mark.IC, "rosa")),
+        ("ic <@U7>", {"U7": "Rosa Díaz (SRE)"}, MarkCommand(Mark.IC, "Rosa Díaz (SRE)")),
+        ("note pinged <@U7>", {"U7": "Rosa"}, MarkCommand(Mark.NOTE, "pinged @Rosa")),
+    ],
+)
+def test_a_mention_reaches_the_mark_as_the_display_name(
+    sent: str, names: dict[str, str], expected: MarkCommand
+) -> None:
+    assert parse(slack_plain(sent, names)) == expected
+
+
+def test_a_mention_typed_by_hand_is_not_an_incident_commander() -> None:
+    with pytest.raises(UsageError, match="expected `ic @someone`"):
+        parse(slack_plain("ic &lt;@U1|eve&gt;", {"U1": "eve"}))

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 
 from chaosrunner.engine.journal import Journal
 from chaosrunner.engine.rundir import RunDir
+from chaosrunner.gameday.chat.display_names import DisplayNames
 from chaosrunner.gameday.chat.inbound import (
     Handler,
     MattermostCommands,
@@ -288,3 +290,69 @@ def test_only_the_signed_routes_skip_the_guards(server: RunServer, run: RunDir) 
     assert post(server, "/events", b"{}", {"Content-Type": "application/json"})[0] == 403
     assert post(server, "/chat/slack/commands", b"", {}, method="GET")[0] == 403
     assert post(server, "/chat/teams/commands", b"", FORM)[0] == 403
+
+
+# -- display names: the author and the mentions as Slack shows them ---------------------------------
+
+
+def test_the_author_and_a_mention_are_display_names_when_a_bot_token_can_look_them_up(run: RunDir) -> None:
+    people = {"U1": "Maria López", "U7": "Rosa Díaz"}
+    now = time.time()
+    slack = SlackCommands(SECRET, CHANNEL, RunContext(run), clock=lambda: now, names=DisplayNames(people.get))
+    body = slack_form("ic <@U7>", user="maria.lopez")
+    assert slack.handle(body, sign(body, int(now))).body["text"] == "recorded: ic Rosa Díaz by Maria López"
+    body = slack_form("note a &lt; b &amp;&amp; <@U7|rosa> paged; &lt;@U1&gt; typed", user="maria.lopez")
+    assert slack.handle(body, sign(body, int(now))).status == 200
+    assert [(m["event"], m["value"], m["by"]) for m in marks(run)] == [
+        ("ic", "Rosa Díaz", "Maria López"),
+        ("note", "a < b && @Rosa Díaz paged; <@U1> typed", "Maria López"),
+    ]
+
+
+def test_without_an_answer_in_time_the_request_carries_the_names(run: RunDir) -> None:
+    answered = threading.Event()
+
+    def stuck(user_id: str) -> str | None:
+        answered.wait(10)  # Slack does not answer within the budget
+        return None
+
+    names = DisplayNames(stuck)
+    now = time.time()
+    slack = SlackCommands(SECRET, CHANNEL, RunContext(run), clock=lambda: now, names=names)
+    try:
+        body = slack_form("ic <@U7|rosa>", user="fran")
+        assert slack.handle(body, sign(body, int(now))).body["text"] == "recorded: ic rosa by fran"
+    finally:
+        answered.set()
+        names.close()
+
+
+def test_a_mention_typed_by_hand_is_text_not_a_person(run: RunDir) -> None:
+    now = time.time()
+    slack = SlackCommands(SECRET, CHANNEL, RunContext(run), clock=lambda: now)
+    body = slack_form("ic &lt;@U7|rosa&gt;")
+    assert slack.handle(body, sign(body, int(now))).body["text"] == "expected `ic @someone`"
+    assert marks(run) == []
+
+
+def test_slacks_url_check_reaches_the_events_route_as_json_only(run: RunDir) -> None:
+    chat = ChatSettings(slack=SlackChat(channel=CHANNEL, signing_secret_env="SLACK_SECRET"))
+    found, _ = handlers(chat, RunContext(run), {"SLACK_SECRET": SECRET})
+    assert [handler.path for handler in found] == ["/chat/slack/commands", "/chat/slack/events"]
+    started = RunServer()
+    started.start(run, more_routes=chat_routes(found))
+    try:
+        body = json.dumps({"type": "url_verification", "challenge": "c-123"}).encode()
+        json_type = {"Content-Type": "application/json"}
+        assert post(started, "/chat/slack/events", body, {**json_type, **sign(body, int(time.time()))}) == (
+            200,
+            {"challenge": "c-123"},
+        )
+        assert post(started, "/chat/slack/events", body, {**json_type, **sign(body, 1531420618)})[0] == 401
+        assert post(started, "/chat/slack/events", body, {**FORM, **sign(body, int(time.time()))})[0] == 415
+        big = b'{"a": "' + b"x" * (64 * 1024) + b'"}'
+        assert (
+            post(started, "/chat/slack/events", big, {**json_type, **sign(big, int(time.time()))})[0] == 413
+        )
+    finally:
+        started.close()

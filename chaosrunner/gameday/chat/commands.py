@@ -8,6 +8,14 @@ people use in chat on top: ``sev`` for ``severity``, ``real-user`` for
 be (P1-P3, text present or not) is checked again by ``gameday.marks``, the
 one validation every source shares.
 
+Slack sends the text with its own markup: what the person typed has ``&``,
+``<`` and ``>`` escaped (``&amp;``, ``&lt;``, ``&gt;``), so every literal
+``<...>`` is Slack's - a mention ``<@U123|maria>`` or ``<@U123>``, a channel,
+a link. ``slack_plain`` turns that into the plain text ``parse`` reads
+(mentions as ``@display name``) and un-escapes the rest, in one pass, so
+what someone typed is data and never becomes a mention or a link:
+``&lt;@U1&gt;`` typed by hand stays the text ``<@U1>``.
+
     detected [via LAYER]    LAYER: synthetic | real_user | infrastructure | human | user_report
     sev P1|P2|P3            (also: severity)
     ic @someone
@@ -20,6 +28,7 @@ one validation every source shares.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,9 +82,14 @@ TEXT_MARKS = {"status": Mark.STATUS, "change": Mark.CHANGE, "cause": Mark.CAUSE,
 BARE_MARKS = {"mitigated": Mark.MITIGATED, "escalated": Mark.ESCALATED}
 WORDS = ("detected", "sev", "ic", "status", "change", "cause", "note", "mitigated", "escalated", "help")
 
-# Slack writes a mention as <@U123|name> (or <@U123> in newer clients); Mattermost and people type @name.
-_SLACK_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|([^>]*))?>")
+# Slack's markup: <@U123|name> or <@U123> (a person), <#C123|name> (a channel), <!here>, <URL|label>;
+# and the three escapes it applies to what people typed.
+_SLACK_MARKUP = re.compile(r"<([^<>]*)>|&(amp|lt|gt);")
+_SLACK_USER = re.compile(r"@([UW][A-Z0-9]{1,20})(?:\|(.*))?", re.DOTALL)
+_UNESCAPED = {"amp": "&", "lt": "<", "gt": ">"}
 _NAME = re.compile(r"@?([\w.\-]+(?: [\w.\-]+)*)")
+# After ``@``, a display name as Slack shows it: anything printable but markup's brackets.
+_AT_NAME = re.compile(r"@([^<>@\x00-\x1f\x7f]{1,80})")
 
 HELP = "\n".join(
     [
@@ -138,12 +152,45 @@ def _severity(rest: str) -> str:
 
 
 def _person(rest: str) -> str:
-    """The incident commander's display name, from a Slack mention, ``@name`` or a plain name."""
-    mention = _SLACK_MENTION.fullmatch(rest)
-    if mention:
-        user_id, name = mention.groups()
-        return name.strip() if name and name.strip() else user_id
-    named = _NAME.fullmatch(rest)
-    if not named:
+    """The incident commander: ``@name`` (a mention, as ``slack_plain`` writes it) or a plain name."""
+    named = _NAME.fullmatch(rest) or _AT_NAME.fullmatch(rest)
+    if not named or not named.group(1).strip():
         raise UsageError("expected `ic @someone`")
-    return named.group(1)
+    return named.group(1).strip()
+
+
+def slack_mentions(text: str) -> list[str]:
+    """The user ids of the people mentioned in Slack's text, first mention first, each once."""
+    found: list[str] = []
+    for markup in _SLACK_MARKUP.finditer(text):
+        user = _SLACK_USER.fullmatch(markup.group(1) or "")
+        if user and user.group(1) not in found:
+            found.append(user.group(1))
+    return found
+
+
+def slack_plain(text: str, names: Mapping[str, str] | None = None) -> str:
+    """Slack's text as people read it: a mention is ``@`` and the display name (``names`` by user
+    id, else the name inside the mention, else the id), a channel ``#name``, a link its label and
+    address; ``&amp;``, ``&lt;`` and ``&gt;`` are what was typed. ``<!here>``-style markup stays as
+    its literal text: never a ping. One pass, so nothing un-escaped is read as markup again."""
+    known = names or {}
+
+    def plain(markup: re.Match[str]) -> str:
+        entity = markup.group(2)
+        if entity is not None:
+            return _UNESCAPED[entity]
+        inside = markup.group(1)
+        user = _SLACK_USER.fullmatch(inside)
+        if user:
+            user_id, label = user.groups()
+            return "@" + (known.get(user_id) or (label or "").strip() or user_id)
+        if inside.startswith("#"):
+            channel, _, label = inside[1:].partition("|")
+            return "#" + (label or channel)
+        if inside.startswith("!"):
+            return markup.group(0)
+        address, _, label = inside.partition("|")
+        return f"{label} ({address})" if label and label != address else address
+
+    return _SLACK_MARKUP.sub(plain, text)

@@ -13,10 +13,23 @@ unless every step passes:
    the slash command's token (compared in constant time).
 2. The request comes from the scenario's channel; from another, the author
    is told which channel the gameday is bound to (200, ephemeral).
-3. ``commands.parse`` reads the text; a mark goes through
+3. ``commands.parse`` reads the text (Slack's: made plain by
+   ``commands.slack_plain`` first); a mark goes through
    ``gameday.marks.record`` - the validation every source shares - with the
    chat user's name as author and the platform as ``source``. A mistake is
    an ephemeral one-line answer (200, so the author sees it).
+
+The author is the person as the channel knows them: with a bot token, Slack's
+``user_id`` and every ``<@U...>`` mention become display names through
+``users.info`` (``display_names``: cached for the run, all lookups of one
+request within 1.5 s together, so Slack's three seconds always hold), falling
+back to the ``user_name`` the request carried. Mattermost sends the
+``user_name`` people see: it is used as it is.
+
+Each platform's handler does two things, kept apart so ``chat.routing`` (one
+``chaosrunner serve --chat`` for every live run) can verify a request once
+against several runs' secrets and then hand it to the run whose channel it
+came from: ``handle`` verifies and acts, ``act`` acts on a verified form.
 
 Answers are ``{"response_type": "ephemeral", "text": ...}``, the shape both
 platforms accept; only the author sees them. Secrets are read once, at run
@@ -38,9 +51,10 @@ from urllib.parse import parse_qs
 from chaosrunner.engine.journal import parse_time
 from chaosrunner.engine.rundir import RunDir
 from chaosrunner.errors import ChaosrunnerError, UsageError
-from chaosrunner.gameday.chat.commands import HELP, MarkCommand, Query, parse
+from chaosrunner.gameday.chat.commands import HELP, MarkCommand, Query, parse, slack_mentions, slack_plain
+from chaosrunner.gameday.chat.display_names import DisplayNames, slack_display_names
 from chaosrunner.gameday.marks import record, responder_events
-from chaosrunner.scenario.models import ChatSettings
+from chaosrunner.scenario.models import ChatSettings, SlackChat
 
 SIGNATURE_MAX_AGE = 60 * 5  # Slack's window, either side of now (slack_api.SIGNATURE_MAX_AGE)
 MAX_REMEMBERED = 10_000  # signatures in one window; only verified requests get this far
@@ -71,9 +85,17 @@ class RunContext:
 
 
 class Handler(Protocol):
+    """One signed route: its path, the body it takes (``form`` or ``json``), and its handling."""
+
     source: str
+    path: str
+    content: str
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Reply: ...
+
+
+SLACK_COMMANDS = "/chat/slack/commands"
+MATTERMOST_COMMANDS = "/chat/mattermost/commands"
 
 
 class ReplayGuard:
@@ -116,6 +138,41 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def slack_signed(signing_secret: str, body: bytes, headers: Mapping[str, str], now: float) -> bool:
+    """Did Slack sign this request with ``signing_secret``, less than five minutes ago?"""
+    from chaosrunner.gameday.chat.slack_api import signature_is_valid
+
+    return signature_is_valid(
+        signing_secret,
+        body,
+        headers.get("x-slack-request-timestamp"),
+        headers.get("x-slack-signature"),
+        now=now,
+    )
+
+
+BAD_SIGNATURE = "the request's Slack signature is missing, wrong or more than 5 minutes old"
+
+
+def replay_refusal(replays: ReplayGuard, headers: Mapping[str, str], now: float) -> Reply | None:
+    """After the signature verified: refuse it if it was seen before (or the guard is full)."""
+    seen = replays.first_time(headers["x-slack-signature"], int(headers["x-slack-request-timestamp"]), now)
+    if seen is False:
+        return unauthorized("this signed request was already received (a replay)")
+    if seen is None:
+        return Reply(429, {"error": "too many requests in five minutes"})
+    return None
+
+
+def slack_refusal(
+    signing_secret: str, replays: ReplayGuard, body: bytes, headers: Mapping[str, str], now: float
+) -> Reply | None:
+    """None when Slack signed the request and it is new; else the 401 (or 429) to answer."""
+    if not slack_signed(signing_secret, body, headers, now):
+        return unauthorized(BAD_SIGNATURE)
+    return replay_refusal(replays, headers, now)
+
+
 @dataclass
 class SlackCommands:
     signing_secret: str
@@ -123,27 +180,38 @@ class SlackCommands:
     context: RunContext
     replays: ReplayGuard = field(default_factory=ReplayGuard)
     clock: Callable[[], float] = time.time
+    names: DisplayNames | None = None  # with a bot token: users.info
     source: str = "slack"
+    path: str = SLACK_COMMANDS
+    content: str = "form"
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Reply:
-        from chaosrunner.gameday.chat.slack_api import signature_is_valid
-
-        timestamp = headers.get("x-slack-request-timestamp")
-        signature = headers.get("x-slack-signature")
-        now = self.clock()
-        if not signature_is_valid(self.signing_secret, body, timestamp, signature, now=now):
-            return unauthorized("the request's Slack signature is missing, wrong or more than 5 minutes old")
-        assert timestamp is not None and signature is not None  # a valid signature has both
-        seen = self.replays.first_time(signature, int(timestamp), now)
-        if seen is False:
-            return unauthorized("this signed request was already received (a replay)")
-        if seen is None:
-            return Reply(429, {"error": "too many commands in five minutes"})
+        refusal = slack_refusal(self.signing_secret, self.replays, body, headers, self.clock())
+        if refusal is not None:
+            return refusal
         try:
             form = read_form(body)
         except UsageError as error:
             return ephemeral(str(error))
-        return answer(form, self.context, source=self.source, bound_to=self.channel, escape=slack_escape)
+        return self.act(form)
+
+    def act(self, form: Mapping[str, str]) -> Reply:
+        """A verified command: in the bound channel, names resolved, recorded or answered."""
+        if not _in_channel(form, self.channel, self.source):
+            return answer(form, self.context, source=self.source, bound_to=self.channel, escape=slack_escape)
+        text = form.get("text", "")
+        user_id = form.get("user_id", "")
+        wanted = ([user_id] if user_id else []) + slack_mentions(text)
+        known = self.names.resolve(wanted) if self.names is not None and wanted else {}
+        return answer(
+            form,
+            self.context,
+            source=self.source,
+            bound_to=self.channel,
+            escape=slack_escape,
+            author=known.get(user_id),
+            text=slack_plain(text, known),
+        )
 
 
 @dataclass
@@ -152,16 +220,29 @@ class MattermostCommands:
     channel: str
     context: RunContext
     source: str = "mattermost"
+    path: str = MATTERMOST_COMMANDS
+    content: str = "form"
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Reply:
-        try:
-            form = read_form(body)
-        except UsageError:
-            form = {}
-        presented = form.get("token", "").encode("utf-8")
-        if not presented or not hmac.compare_digest(presented, self.command_token.encode("utf-8")):
+        form = mattermost_form(body)
+        if not self.token_matches(form):
             return unauthorized("the request does not carry this slash command's token")
+        return self.act(form)
+
+    def token_matches(self, form: Mapping[str, str]) -> bool:
+        presented = form.get("token", "").encode("utf-8")
+        return bool(presented) and hmac.compare_digest(presented, self.command_token.encode("utf-8"))
+
+    def act(self, form: Mapping[str, str]) -> Reply:
         return answer(form, self.context, source=self.source, bound_to=self.channel)
+
+
+def mattermost_form(body: bytes) -> dict[str, str]:
+    """The form, or nothing (an unreadable body carries no token, so it is refused)."""
+    try:
+        return read_form(body)
+    except UsageError:
+        return {}
 
 
 def _in_channel(form: Mapping[str, str], channel: str, source: str) -> bool:
@@ -177,13 +258,18 @@ def answer(
     source: str,
     bound_to: str,
     escape: Callable[[str], str] = lambda text: text,
+    author: str | None = None,
+    text: str | None = None,
 ) -> Reply:
-    """The reply to a verified command: record the mark or answer the question."""
+    """The reply to a verified command: record the mark or answer the question.
+
+    ``author`` (a display name) and ``text`` (made plain) when the caller resolved them;
+    otherwise the form's ``user_name`` and ``text``."""
     if not _in_channel(form, bound_to, source):
         return ephemeral(f"this gameday is bound to {escape(bound_to)}; this channel is not")
-    author = (form.get("user_name") or form.get("user_id") or "").strip() or "unknown"
+    author = author or (form.get("user_name") or form.get("user_id") or "").strip() or "unknown"
     try:
-        command = parse(form.get("text", ""))
+        command = parse(form.get("text", "") if text is None else text)
         if isinstance(command, Query):
             return ephemeral(HELP if command.kind == "help" else escape(run_state(context)))
         recorded = _record(context.run, command, author, source)
@@ -258,7 +344,7 @@ def handlers(
     if slack is not None and slack.signing_secret_env:
         secret = environ.get(slack.signing_secret_env, "")
         if secret:
-            found.append(SlackCommands(secret, slack.channel, context))
+            found.extend(_slack_handlers(secret, slack, context, environ))
         else:
             warnings.append(_unset("chat.slack.signing_secret_env", slack.signing_secret_env, "Slack"))
     if mattermost is not None and mattermost.command_token_env:
@@ -270,6 +356,23 @@ def handlers(
                 _unset("chat.mattermost.command_token_env", mattermost.command_token_env, "Mattermost")
             )
     return found, warnings
+
+
+def _slack_handlers(
+    secret: str, slack: SlackChat, context: RunContext, environ: Mapping[str, str]
+) -> list[Handler]:
+    """The slash command and the :stopwatch: events, sharing one replay guard and, with a bot
+    token, one cache of display names and the message reader."""
+    from chaosrunner.gameday.chat.reactions import SlackReactions, slack_reader
+
+    token = environ.get(slack.bot_token_env, "") if slack.bot_token_env else ""
+    names = slack_display_names(token, slack.api_url) if token else None
+    reader = slack_reader(token, slack.api_url) if token else None
+    replays = ReplayGuard()
+    return [
+        SlackCommands(secret, slack.channel, context, replays=replays, names=names),
+        SlackReactions(secret, slack.channel, context, reader=reader, names=names, replays=replays),
+    ]
 
 
 def _unset(field_name: str, variable: str, platform: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,7 +38,10 @@ def signature_is_valid(
     if not timestamp or not signature or not timestamp.isdigit() or len(timestamp) > 12:
         return False  # slack_sdk would raise on a timestamp that is not a number
     verifier = SignatureVerifier(signing_secret, clock=FixedClock())  # tests pass a fixed ``now``
-    return verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+    try:
+        return verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+    except UnicodeDecodeError:  # slack_sdk decodes the body as UTF-8: Slack never sends anything else
+        return False
 
 
 @dataclass(frozen=True)
@@ -125,3 +129,75 @@ def _failure(error: Exception, *, secret: str) -> str:
 
 def _clip(text: str, *, secret: str, limit: int = 200) -> str:
     return redact_text(text.replace(secret, REDACTED))[:limit]
+
+
+# -- reading: people's names and a message's text ------------------------------------------------
+
+_USER_ID = re.compile(r"[UW][A-Z0-9]{1,20}")
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{1,20}")
+_TS = re.compile(r"[0-9]{1,12}\.[0-9]{1,8}")
+
+
+def _reader(token: str, api_url: str, timeout: float) -> Any:
+    from slack_sdk import WebClient
+
+    return WebClient(
+        token=token, base_url=api_url, timeout=max(1, math.ceil(timeout)), retry_handlers=[], logger=_QUIET
+    )
+
+
+def user_display_name(token: str, user_id: str, *, api_url: str, timeout: float) -> str | None:
+    """``users.info``: the name people see in Slack - the profile's display name, else the real
+    name, else the account name. None when Slack does not answer with one (any failure: the
+    caller falls back to the name the request carried)."""
+    if not _USER_ID.fullmatch(user_id):
+        return None  # never ask Slack about text that is not a user id
+    try:
+        response = _reader(token, api_url, timeout).users_info(user=user_id)
+    except Exception:  # refused, no answer, not JSON: all mean "no name from Slack"
+        return None
+    user = response.data.get("user") if isinstance(response.data, dict) else None
+    if not isinstance(user, dict):
+        return None
+    found = user.get("profile")
+    profile: dict[str, Any] = found if isinstance(found, dict) else {}
+    for name in (
+        profile.get("display_name"),
+        profile.get("real_name"),
+        user.get("real_name"),
+        user.get("name"),
+    ):
+        if isinstance(name, str) and name.strip():
+            return " ".join(name.split())[:MAX_NAME]
+    return None
+
+
+MAX_NAME = 80
+
+
+def message_text(token: str, channel: str, ts: str, *, api_url: str, timeout: float) -> str | None:
+    """The text of the message ``ts`` in ``channel`` (Slack's markup left in), or None.
+
+    ``conversations.history`` up to ``ts`` inclusive, one message, finds a message in the
+    channel itself; a reply inside a thread is not there, so ``conversations.replies`` is
+    asked next (given a reply's ts it answers with that thread)."""
+    if not _CHANNEL_ID.fullmatch(channel) or not _TS.fullmatch(ts):
+        return None
+    try:
+        client = _reader(token, api_url, timeout)
+        found = _with_ts(
+            client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1), ts
+        )
+        if found is None:
+            found = _with_ts(client.conversations_replies(channel=channel, ts=ts, limit=200), ts)
+    except Exception:
+        return None
+    return found
+
+
+def _with_ts(response: Any, ts: str) -> str | None:
+    messages = response.data.get("messages") if isinstance(response.data, dict) else None
+    for message in messages if isinstance(messages, list) else []:
+        if isinstance(message, dict) and message.get("ts") == ts and isinstance(message.get("text"), str):
+            return str(message["text"])
+    return None

@@ -1,0 +1,95 @@
+"""Slack user ids to the names people see, within a time budget, remembered for the run.
+
+A slash command must be answered within Slack's three seconds, and the mark's
+author and an ``ic <@U123>`` want the person's display name, which only
+``users.info`` knows. So every lookup a request needs runs at once, on a few
+threads, and the request waits for them together at most ``budget`` seconds
+(1.5 s by default: half of Slack's limit, the rest for the journal and the
+answer). What is not known by then falls back to what the request carried
+(``user_name``, the mention's own label, the id); a lookup that finishes late
+still fills the cache, so the next command from that person has the name.
+
+Names are remembered for the run (a person's display name rarely changes
+during a gameday, and asking Slack once per command would spend the budget
+every time); a failed lookup is not asked again for a minute, so a Slack that
+refuses the token is not asked on every command.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+RESOLVE_BUDGET = 1.5  # seconds one request may wait for names, all lookups together
+RETRY_FAILED_AFTER = 60.0
+MAX_REMEMBERED = 5_000  # names; a workspace's people, far more than a gameday's
+WORKERS = 4
+
+Lookup = Callable[[str], "str | None"]
+
+
+class DisplayNames:
+    """A cache of display names in front of ``lookup`` (user id -> name or None)."""
+
+    def __init__(self, lookup: Lookup, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lookup = lookup
+        self._clock = clock
+        self._names: dict[str, str] = {}
+        self._failed_until: dict[str, float] = {}
+        self._pending: dict[str, Future[str | None]] = {}
+        self._lock = threading.RLock()  # a lookup done at once runs its callback in our thread
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="chat-names")
+
+    def resolve(self, user_ids: Iterable[str], budget: float = RESOLVE_BUDGET) -> dict[str, str]:
+        """The names known for ``user_ids`` within ``budget`` seconds; unknown ids are left out."""
+        deadline = self._clock() + budget
+        waiting: dict[str, Future[str | None]] = {}
+        found: dict[str, str] = {}
+        with self._lock:
+            for user_id in dict.fromkeys(user_ids):
+                if user_id in self._names:
+                    found[user_id] = self._names[user_id]
+                elif self._failed_until.get(user_id, 0.0) > self._clock():
+                    continue
+                else:
+                    waiting[user_id] = self._pending.get(user_id) or self._ask(user_id)
+        if waiting:
+            wait(waiting.values(), timeout=max(0.0, deadline - self._clock()))
+        for user_id, future in waiting.items():
+            name = future.result() if future.done() and future.exception() is None else None
+            if name:
+                found[user_id] = name
+        return found
+
+    def _ask(self, user_id: str) -> Future[str | None]:
+        future = self._pool.submit(self._lookup, user_id)
+        self._pending[user_id] = future
+        future.add_done_callback(lambda done: self._remember(user_id, done))
+        return future
+
+    def _remember(self, user_id: str, future: Future[str | None]) -> None:
+        name = future.result() if future.exception() is None else None
+        with self._lock:
+            self._pending.pop(user_id, None)
+            if name:
+                if len(self._names) >= MAX_REMEMBERED:
+                    self._names.pop(next(iter(self._names)))  # the oldest: it is asked again if needed
+                self._names[user_id] = name
+                self._failed_until.pop(user_id, None)
+            else:
+                self._failed_until[user_id] = self._clock() + RETRY_FAILED_AFTER
+                if len(self._failed_until) > MAX_REMEMBERED:
+                    self._failed_until.pop(next(iter(self._failed_until)))
+
+    def close(self) -> None:
+        """Stop asking: lookups not started are dropped; one under way finishes on its own."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def slack_display_names(token: str, api_url: str, timeout: float = 5.0) -> DisplayNames:
+    """Names from Slack's ``users.info`` with a bot token (``users:read``)."""
+    from chaosrunner.gameday.chat.slack_api import user_display_name
+
+    return DisplayNames(lambda user_id: user_display_name(token, user_id, api_url=api_url, timeout=timeout))
