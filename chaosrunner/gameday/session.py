@@ -12,6 +12,16 @@ Its life is longer than the run's: the watcher and the live view stop when
 ``runner.run()`` returns (``end_of_run``), but the server stays up until the
 report is written (``report_written`` tells every page), lingers if asked,
 and only ``close`` says bye to the pages and stops it.
+
+The run's chat (``gameday.chat.run_chat``), when the scenario posts to Slack
+or Mattermost, is made with the session (the secrets are read then, and an
+unset variable is a warning before anything runs) and hears every event after
+the server has started, so the run-started message carries the observer's
+link. It outlives the run like the server: the finished and report messages
+go out after ``run_finished``, and ``close`` flushes it (bounded) and journals
+what was given up *before* the server says bye, so the pages see those lines.
+Automated runs hear their start, abort, finish and report, and get no chat
+commands: nobody marks anything in them.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ from chaosrunner.scenario.models import Mode
 from chaosrunner.signals import set_event_handler
 
 if TYPE_CHECKING:
+    from chaosrunner.gameday.chat.run_chat import RunChat
+    from chaosrunner.gameday.debrief import Debrief
     from chaosrunner.gameday.live_view import LiveView
     from chaosrunner.gameday.server.live_run import LiveRun
 
@@ -67,10 +79,13 @@ class GamedaySession:
         )
         self.live: LiveRun | None = None
         self.live_view: LiveView | None = None
+        self.chat = self._open_chat()
 
     def __call__(self, event: dict[str, Any]) -> None:
         if event["type"] == "run_started" and self.server is not None and self.runner.run_dir:
             self._start_server()
+        if self.chat is not None:  # after the server: run_started's message carries its link
+            self.chat(event)
         self.watcher(event)
         if self.live_view is not None:
             self.live_view(event)
@@ -104,6 +119,10 @@ class GamedaySession:
             self.runner.request_abort("responder_endpoint", f"the responder endpoint did not start: {error}")
             return
         self.live, self.live_view = live, live_view
+        if self.chat is not None:
+            self.chat.wake = feed.wake
+            # The observer's read-only link: the channel is wider than the team.
+            self.chat.set_console_link(self.server.link(self.server.tokens.observer))
         for warning in warnings:  # a variable's name, never its value
             logging.getLogger("chaosrunner.server").warning("%s", warning)
         live_view.start()
@@ -114,13 +133,21 @@ class GamedaySession:
         """The slash commands' routes for each chat platform whose secret is set (read now, at
         run start), and a warning for each one the scenario names but the environment lacks."""
         chat = self.runner.scenario.chat
-        if chat.slack is None and chat.mattermost is None:
-            return [], []
+        if self.runner.mode is not Mode.GAMEDAY or (chat.slack is None and chat.mattermost is None):
+            return [], []  # an automated run hears the channel's news, it takes no marks from it
         from chaosrunner.gameday.chat.inbound import RunContext, handlers
         from chaosrunner.gameday.server.chat_routes import chat_routes
 
         found, warnings = handlers(chat, RunContext(live.run, live.measured), os.environ)
         return chat_routes(found), warnings
+
+    def _open_chat(self) -> RunChat | None:
+        chat = self.runner.scenario.chat
+        if chat.slack is None and chat.mattermost is None:
+            return None  # slack_sdk is not even imported
+        from chaosrunner.gameday.chat.run_chat import RunChat
+
+        return RunChat.for_runner(self.runner)
 
     def end_of_run(self) -> None:
         """The run is over: stop watching and sampling. The server keeps serving the pages."""
@@ -130,8 +157,11 @@ class GamedaySession:
             if self.live_view is not None:
                 self.live_view.close()
 
-    def report_written(self, report_file: Path | None) -> None:
-        """Every page learns the debrief is there (``GET /api/report``)."""
+    def report_written(self, report_file: Path | None, outcome: Debrief | None = None) -> None:
+        """Every page learns the debrief is there (``GET /api/report``); the channel hears where
+        it is, with TTD, TTM and the score from ``outcome`` in a gameday."""
+        if self.chat is not None:
+            self.chat.report_written(report_file, outcome)
         if self.live is None or report_file is None:
             return
         self.live.report_file = report_file
@@ -162,5 +192,9 @@ class GamedaySession:
         try:
             self.end_of_run()
         finally:
-            if self.server is not None:
-                self.server.close()
+            try:
+                if self.chat is not None:  # before the server: the pages see its last journal lines
+                    self.chat.close()
+            finally:
+                if self.server is not None:
+                    self.server.close()

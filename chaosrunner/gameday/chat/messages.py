@@ -63,6 +63,7 @@ MATTERMOST = Dialect(
 @dataclass(frozen=True)
 class Message:
     kind: str  # run_started, alert_firing, escalation_due, abort, mitigated, finished, report, console_link
+    # (report: the gameday's scored debrief, or an automated run's report path alone)
     text: str
 
 
@@ -88,10 +89,15 @@ def run_started(
     run_id: str,
     console_link: str | None,
     d: Dialect,
+    *,
+    automated: bool = False,
 ) -> Message:
+    """An automated run (the CLI's automated mode, the schedule daemon, a CronJob) says so: nobody is
+    expected to respond, and the channel should not read it as a gameday to join."""
     listed = ", ".join(f"{data(name, d)} ({data(kind, d)})" for name, kind in faults) or "none"
+    heading = "Automated chaos run started" if automated else "Gameday started"
     lines = [
-        f":test_tube: {d.bold('Gameday started')}: {data(title, d)} (run {data(run_id, d)})",
+        f":test_tube: {d.bold(heading)}: {data(title, d)} (run {data(run_id, d)})",
         f"Hypothesis: {data(hypothesis, d)}",
         f"Faults: {listed}",
     ]
@@ -194,6 +200,13 @@ def report(figures: DebriefFigures | None, report_path: Path | str | None, d: Di
         )
     lines.append(f"Report: {data(report_path, d, limit=500)}" if report_path else "No report was written.")
     return Message("report", "\n".join(lines))
+
+
+def automated_report(report_path: Path | str | None, d: Dialect) -> Message:
+    """An automated run's last word: where its report is. Not scored - nobody was responding, so
+    TTD, TTM and a score would grade a team that was not there (the run's outcome went in ``finished``)."""
+    where = f"Report: {data(report_path, d, limit=500)}" if report_path else "No report was written."
+    return Message("report", f":page_facing_up: {d.bold('Automated chaos run report')}\n{where}")
 
 
 def _timing(seconds: float | None, target: float) -> str:

@@ -22,10 +22,20 @@ still queued or being retried then is given up (counted in ``unsent``).
 Secrets are read from the environment variables the scenario names, once, by
 ``from_scenario``, and stay in this process: in the posting closures, nowhere
 else.
+
+A run's mode (the ``run_started`` event says it) decides what the channel
+hears: a gameday every message above; an automated run (the CLI's automated
+mode, the schedule daemon, a CronJob) only that it started, aborted and
+finished, and where its report is - no alerts to chase, no escalation, no
+TTD, TTM or score, since nobody was responding.
+
+Failures are one warning line each on the ``chaosrunner.chat`` logger, never
+a traceback: the channel being down is news for the operator, not a crash.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import queue
@@ -58,10 +68,21 @@ RETRY_AFTER_CAP = 30.0
 """The longest Retry-After we honour; a longer one is waited this long, then retried."""
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 8.0
 """Exponential backoff after a 5xx or no answer: 0.5 s, 1 s, 2 s, 4 s."""
+CLOSED = "not sent: the run's chat was closed"
+"""The error of a message given up because ``close`` ran out of time."""
 
 Post = Callable[[str, float], "PostResult"]
 """One attempt to post ``text`` within ``timeout`` seconds."""
 OnPosted = Callable[[dict[str, Any]], None]
+
+AUTOMATED_KINDS = frozenset({"run_started", "abort", "finished", "report", "console_link"})
+"""What the channel hears of an automated run: nobody responds to it, so no alerts, escalation or
+mitigation - it started, it aborted (and why), it finished (and how), where the report is."""
+
+_PRELOAD = ("tenacity", "slack_sdk", "slack_sdk.errors", "slack_sdk.webhook", "slack_sdk.web")
+"""Imported on the caller's thread before any worker starts: two workers importing slack_sdk for the
+first time at once deadlocked on the import lock (seen for real). ``importlib`` by name, so that
+``gameday.chat.slack_api`` stays the one module that uses slack_sdk (import-linter)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +132,33 @@ def destinations_of(scenario: Scenario, environ: Mapping[str, str]) -> list[Dest
     return found
 
 
+def unset_variables(scenario: Scenario, environ: Mapping[str, str]) -> list[str]:
+    """One warning line for each outbound secret the scenario names and ``environ`` lacks.
+
+    A variable's name, never a value: a typo in a CronJob's Secret should be one line in the
+    log, not a silent channel."""
+    named: list[tuple[str, str | None]] = []
+    slack, mattermost = scenario.chat.slack, scenario.chat.mattermost
+    if slack is not None:
+        named += [
+            ("chat.slack.bot_token_env", slack.bot_token_env),
+            ("chat.slack.webhook_url_env", slack.webhook_url_env),
+        ]
+    if mattermost is not None:
+        named.append(("chat.mattermost.webhook_url_env", mattermost.webhook_url_env))
+    return [
+        f"chat: {field_name} names {variable}, which is not set: no messages through it for this run"
+        for field_name, variable in named
+        if variable and not environ.get(variable)
+    ]
+
+
+def preload_clients() -> None:
+    """Import what the workers use, once, on this thread (see ``_PRELOAD``)."""
+    for module in _PRELOAD:
+        importlib.import_module(module)
+
+
 @dataclass(frozen=True)
 class _Pending:
     kind: str
@@ -131,11 +179,14 @@ class ChatNotifier:
     ) -> None:
         self.scenario = scenario
         self.on_posted = on_posted
+        if destinations:
+            preload_clients()
         self._workers = [_Worker(d, queue_size, min_interval, self._posted) for d in destinations]
         self._lock = threading.Lock()
         self._console_link: str | None = None
         self._started: Mapping[str, Any] | None = None  # the run_started event, once seen
         self._alerts_told: set[str] = set()
+        self._automated = False  # set from run_started's mode
         self._closed = False
 
     @classmethod
@@ -157,8 +208,13 @@ class ChatNotifier:
         """A runner listener: decides and enqueues, never waits and never raises."""
         try:
             self._consider(event)
-        except Exception:  # a broken message must never reach the runner
-            log.exception("chat: could not queue a message for a %s event", event.get("type"))
+        except Exception as error:  # a broken message must never reach the runner
+            log.warning(
+                "chat: could not queue a message for a %s event: %s: %s",
+                event.get("type"),
+                type(error).__name__,
+                error,
+            )
 
     def set_console_link(self, url: str) -> None:
         """The read-only observer link (never the facilitator's or the team's). Given before
@@ -170,7 +226,11 @@ class ChatNotifier:
             self._enqueue(_Pending("console_link", lambda d: messages.console_link(url, d)))
 
     def report_written(self, report_path: Path | str | None, outcome: Debrief | None) -> None:
-        """The debrief: TTD and TTM against their targets, the score and grade, where the report is."""
+        """A gameday's debrief: TTD and TTM against their targets, the score and grade, where the
+        report is. An automated run's: where the report is, unscored (``outcome`` is ignored)."""
+        if self._automated:
+            self._enqueue(_Pending("report", lambda d: messages.automated_report(report_path, d)))
+            return
         figures = figures_of(outcome) if outcome is not None else None
         self._enqueue(_Pending("report", lambda d: messages.report(figures, report_path, d)))
 
@@ -209,9 +269,13 @@ class ChatNotifier:
     def _consider(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
         if kind == "run_started":
+            automated = event.get("mode") == "automated"
             with self._lock:
                 self._started, link = event, self._console_link
-            self._enqueue(_Pending("run_started", lambda d: self._run_started(event, link, d)))
+                self._automated = automated
+            self._enqueue(_Pending("run_started", lambda d: self._run_started(event, link, d, automated)))
+            return
+        if self._automated and messages.kind_of(event) not in AUTOMATED_KINDS:
             return
         if kind == "alert":
             if event.get("state") not in messages.FIRING_STATES:
@@ -225,11 +289,13 @@ class ChatNotifier:
         if message_kind is not None:
             self._enqueue(_Pending(message_kind, lambda d: _rendered(event, d)))
 
-    def _run_started(self, event: Mapping[str, Any], link: str | None, d: Dialect) -> Message:
+    def _run_started(
+        self, event: Mapping[str, Any], link: str | None, d: Dialect, automated: bool
+    ) -> Message:
         meta = self.scenario.metadata
         faults = [(fault.name, fault.kind) for fault in self.scenario.faults]
         return messages.run_started(
-            meta.title, meta.hypothesis, faults, str(event.get("run_id", "?")), link, d
+            meta.title, meta.hypothesis, faults, str(event.get("run_id", "?")), link, d, automated=automated
         )
 
     def _enqueue(self, pending: _Pending) -> None:
@@ -243,8 +309,8 @@ class ChatNotifier:
             return
         try:
             self.on_posted(fields)
-        except Exception:
-            log.exception("chat: on_posted failed")
+        except Exception as error:
+            log.warning("chat: recording a message's fate failed: %s: %s", type(error).__name__, error)
 
 
 def _rendered(event: Mapping[str, Any], d: Dialect) -> Message:
@@ -336,12 +402,19 @@ class _Worker:
                 continue
             try:
                 if time.monotonic() >= self._deadline:
-                    self._failed += 1
-                    continue  # closing and out of time: the rest is counted, not posted
+                    self._failed += 1  # closing and out of time: the rest is counted, not posted
+                    self._posted(self._outcome(pending.kind, ok=False, error=CLOSED, attempts=0))
+                    continue
                 self._deliver(pending)
-            except Exception:  # our bug must not end the thread that tells the channel
+            except Exception as error:  # our bug must not end the thread that tells the channel
                 self._failed += 1
-                log.exception("chat: could not post a %s message to %s", pending.kind, self.destination.name)
+                log.warning(
+                    "chat: could not post a %s message to %s: %s: %s",
+                    pending.kind,
+                    self.destination.name,
+                    type(error).__name__,
+                    error,
+                )
 
     def _deliver(self, pending: _Pending) -> None:
         from tenacity import Retrying, retry_if_result
@@ -364,7 +437,7 @@ class _Worker:
             self._pace()
             if self._abandoned or time.monotonic() >= self._deadline:
                 self._abandoned = True
-                return PostResult(ok=False, error="not sent: the run's chat was closed")
+                return PostResult(ok=False, error=CLOSED)
             attempts += 1
             self._last_post = time.monotonic()
             timeout = min(REQUEST_TIMEOUT, self._deadline - time.monotonic())
@@ -382,15 +455,11 @@ class _Worker:
                 attempts,
                 result.error,
             )
-        self._posted(
-            {
-                "kind": pending.kind,
-                "chat": self.destination.chat,
-                "ok": result.ok,
-                "error": result.error,
-                "attempts": attempts,
-            }
-        )
+        self._posted(self._outcome(pending.kind, ok=result.ok, error=result.error, attempts=attempts))
+
+    def _outcome(self, kind: str, *, ok: bool, error: str | None, attempts: int) -> dict[str, Any]:
+        """What ``chat_posted`` records: never the text, a token or a webhook URL."""
+        return {"kind": kind, "chat": self.destination.chat, "ok": ok, "error": error, "attempts": attempts}
 
     def _wait(self, state: Any) -> float:
         result = state.outcome.result() if state.outcome is not None else None
