@@ -197,7 +197,7 @@ class SlackCommands:
 
     def act(self, form: Mapping[str, str]) -> Reply:
         """A verified command: in the bound channel, names resolved, recorded or answered."""
-        if not _in_channel(form, self.channel, self.source):
+        if not in_channel(form, self.channel, self.source):
             return answer(form, self.context, source=self.source, bound_to=self.channel, escape=slack_escape)
         text = form.get("text", "")
         user_id = form.get("user_id", "")
@@ -245,7 +245,7 @@ def mattermost_form(body: bytes) -> dict[str, str]:
         return {}
 
 
-def _in_channel(form: Mapping[str, str], channel: str, source: str) -> bool:
+def in_channel(form: Mapping[str, str], channel: str, source: str) -> bool:
     if source == "slack":  # Slack's channel is configured by id: names change, ids do not
         return form.get("channel_id") == channel
     return channel in (form.get("channel_id"), form.get("channel_name"))
@@ -265,7 +265,7 @@ def answer(
 
     ``author`` (a display name) and ``text`` (made plain) when the caller resolved them;
     otherwise the form's ``user_name`` and ``text``."""
-    if not _in_channel(form, bound_to, source):
+    if not in_channel(form, bound_to, source):
         return ephemeral(f"this gameday is bound to {escape(bound_to)}; this channel is not")
     author = author or (form.get("user_name") or form.get("user_id") or "").strip() or "unknown"
     try:

@@ -13,13 +13,17 @@ would outlive a ``kill -9`` as a credential nobody removes.
 
 What the runs are and how a report is made belong to the report layer above
 this one; the caller hands them in as a ``PastRunsSource``. Nothing here ever
-posts: there is no route that takes a body.
+posts: there is no route that takes a body - except, with ``serve --chat``,
+the chat platforms' signed routes for every live gameday
+(``gameday.chat.routing``), handed in as ``more_routes``: each authenticates
+its request by the platform's signature or token, like a run's own server.
 """
 
 from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
@@ -77,8 +81,15 @@ def browse_routes(past: PastRunsSource) -> list[BaseRoute]:
 class PastRunsServer:
     """Bound when made (a port in use fails at once), serving from ``start`` until ``close``."""
 
-    def __init__(self, past: PastRunsSource, host: str = LOOPBACK, port: int = 0) -> None:
+    def __init__(
+        self,
+        past: PastRunsSource,
+        host: str = LOOPBACK,
+        port: int = 0,
+        more_routes: Sequence[BaseRoute] = (),
+    ) -> None:
         self.past = past
+        self.more_routes = list(more_routes)
         self.host = host
         self._listener = bind(host, port)
         self.address, self.port = self._listener.getsockname()[:2]
@@ -98,7 +109,8 @@ class PastRunsServer:
         from chaosrunner.gameday.server.guards import Access
 
         access = Access(self.host, self.address, self.port, self.token)
-        app = make_app([*shell_routes(), *browse_routes(self.past)], access)
+        # The chat's signed POST routes first: the page's catch-all answers every other path.
+        app = make_app([*self.more_routes, *shell_routes(), *browse_routes(self.past)], access)
         self._server = BackgroundServer(app, self._listener)
         self._server.serve()
 
