@@ -72,6 +72,9 @@ responder_endpoint     url (gameday: where the team may POST marks), console_url
                        facilitator console; no token: links are printed, never journaled)
 alert                  source, name, state, since, layer (gameday: alerts the
                        watcher saw change)
+alert_rules            rules [name, group, file, expr, for_seconds, labels,
+                       layer], source (prometheus | unavailable), error - every
+                       alerting rule Prometheus had loaded at preflight
 mitigation_unconfirmed detail (a ``mitigated`` mark the SLI does not confirm)
 escalation_due         detail, severity
 webhook                event, url, ok, error

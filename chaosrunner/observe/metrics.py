@@ -1,7 +1,8 @@
 """The engine's view of Prometheus: a small interface and its value types.
 
-The engine asks three things of monitoring: "what is this expression now?",
-"what was it over this window?" and "which alerts are active?". Keeping that
+The engine asks four things of monitoring: "what is this expression now?",
+"what was it over this window?", "which alerts are active?" and "which alert
+rules are loaded?". Keeping that
 behind ``MetricsSource`` means the engine never speaks HTTP, the adapter
 (``observe.prometheus``) is the only place that does, and unit tests can swap
 in ``observe.scripted`` - a fake at our own seam, never the only test.
@@ -51,6 +52,22 @@ class ActiveAlert:
     labels: dict[str, str]
 
 
+@dataclass(frozen=True)
+class AlertRule:
+    """An alerting rule as Prometheus has it loaded (``/api/v1/rules?type=alert``).
+
+    Every rule, not only the ones a scenario expects: detection coverage needs
+    the alerts nobody declared (noise) and the ones that never fire (untested).
+    """
+
+    name: str
+    group: str
+    file: str | None
+    expr: str
+    for_seconds: float
+    labels: dict[str, str] = field(default_factory=dict)
+
+
 class MetricsSource(Protocol):
     """What the engine needs from Prometheus. Errors raise ServiceUnreachable."""
 
@@ -61,3 +78,5 @@ class MetricsSource(Protocol):
     def range(self, expr: str, start: float, end: float, step: float) -> list[Series]: ...
 
     def alerts(self) -> list[ActiveAlert]: ...
+
+    def alert_rules(self) -> list[AlertRule]: ...

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from chaosrunner.errors import QueryRejected, ServiceUnreachable
-from chaosrunner.observe.metrics import ActiveAlert, Sample, Series
+from chaosrunner.observe.metrics import ActiveAlert, AlertRule, Sample, Series
 
 
 class PrometheusHTTP:
@@ -88,6 +88,30 @@ class PrometheusHTTP:
             )
             for alert in self._call("the alerts query", fetch)
             if alert.get("activeAt")
+        ]
+
+    def alert_rules(self) -> list[AlertRule]:
+        """Every alerting rule Prometheus has loaded, in its group order."""
+
+        def fetch() -> Any:
+            response = self._client._session.get(
+                f"{self.url}/api/v1/rules", params={"type": "alert"}, timeout=self._default_timeout
+            )
+            response.raise_for_status()
+            return response.json()["data"]["groups"]
+
+        return [
+            AlertRule(
+                name=str(rule["name"]),
+                group=str(group.get("name", "")),
+                file=group.get("file") or None,
+                expr=str(rule.get("query", "")),
+                for_seconds=float(rule.get("duration") or 0.0),
+                labels={str(k): str(v) for k, v in (rule.get("labels") or {}).items()},
+            )
+            for group in self._call("the alert rules query", fetch)
+            for rule in group.get("rules", [])
+            if rule.get("type", "alerting") == "alerting"
         ]
 
     def healthy(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 
 from chaosrunner.errors import ServiceUnreachable
-from chaosrunner.observe.metrics import ActiveAlert, Sample, Series
+from chaosrunner.observe.metrics import ActiveAlert, AlertRule, Sample, Series
 
 
 class ScriptedMetrics:
@@ -23,6 +23,7 @@ class ScriptedMetrics:
         self._down = False
         self._lock = threading.Lock()
         self.queries: list[str] = []
+        self.rules: list[AlertRule] = []
 
     def set(self, expr: str, value: float | None) -> None:
         """``None`` means the expression returns no data."""
@@ -46,3 +47,9 @@ class ScriptedMetrics:
 
     def alerts(self) -> list[ActiveAlert]:
         return []
+
+    def alert_rules(self) -> list[AlertRule]:
+        with self._lock:
+            if self._down:
+                raise ServiceUnreachable("scripted Prometheus outage")
+            return list(self.rules)

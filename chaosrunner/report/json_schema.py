@@ -164,6 +164,38 @@ class HistoryDoc(_Doc):
     source: str = Field(description="report: measured with Prometheus data; journal: from the journal alone")
 
 
+class AlertRuleDoc(_Doc):
+    name: str
+    group: str
+    file: str | None
+    expr: str
+    for_seconds: float
+    labels: dict[str, str]
+    layer: str = Field(description="synthetic | real_user | infrastructure, or monitoring when not declared")
+
+
+class AlertOutcomeDoc(_Doc):
+    alert: str
+    layer: str
+    expected: bool = Field(description="named in the scenario's detection signals")
+    fired: bool = Field(description="went firing after t0 (a pre-existing alert does not count)")
+    pre_existing: bool = Field(description="already firing at t0: says nothing about this fault")
+    first_firing_seconds_after_t0: float | None
+    first_firing_at: str | None
+    rule_loaded: bool = Field(description="false: expected, but Prometheus had no rule of that name")
+    verdict: Literal["caught", "gap", "noise", "untested", "pre_existing"]
+    how: str
+
+
+class DetectionDoc(_Doc):
+    source: str = Field(
+        description="prometheus: rules read at preflight | unavailable (see error) | missing (older journal)"
+    )
+    error: str | None
+    rules: list[AlertRuleDoc] = Field(description="every alerting rule Prometheus had loaded at preflight")
+    alerts: list[AlertOutcomeDoc] = Field(description="one per rule, plus expected alerts with no rule")
+
+
 class ReportDocument(_Doc):
     """The debrief of one run."""
 
@@ -181,6 +213,7 @@ class ReportDocument(_Doc):
     series: list[SeriesDoc]
     history: list[HistoryDoc] = Field(description="runs of this scenario up to this one, oldest first")
     notes: list[str] = Field(description="data that could not be had, and why")
+    detection: DetectionDoc = Field(description="per alert rule: expected, fired, pre-existing, time from t0")
 
 
 def report_schema() -> dict[str, Any]:
@@ -335,6 +368,31 @@ def document(report: Report) -> ReportDocument:
             for entry in report.history
         ],
         notes=list(report.notes),
+        detection=_detection(report),
+    )
+
+
+def _detection(report: Report) -> DetectionDoc:
+    found = report.detection
+    return DetectionDoc(
+        source=found.source,
+        error=found.error,
+        rules=[AlertRuleDoc(**rule.__dict__) for rule in found.rules],
+        alerts=[
+            AlertOutcomeDoc(
+                alert=alert.alert,
+                layer=alert.layer,
+                expected=alert.expected,
+                fired=alert.fired,
+                pre_existing=alert.pre_existing,
+                first_firing_seconds_after_t0=alert.first_firing_seconds_after_t0,
+                first_firing_at=fmt.iso(alert.first_firing_at),
+                rule_loaded=alert.rule_loaded,
+                verdict=alert.verdict,
+                how=alert.how,
+            )
+            for alert in found.alerts
+        ],
     )
 
 

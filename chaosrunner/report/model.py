@@ -29,6 +29,7 @@ from chaosrunner.gameday.verdict import ExperimentVerdict
 from chaosrunner.observe.metrics import MetricsSource, Series
 from chaosrunner.report import fmt
 from chaosrunner.report.chat_quotes import with_chat_quotes
+from chaosrunner.report.detection import Detection, detection_of
 from chaosrunner.report.history import HistoryEntry
 from chaosrunner.report.impact import Impact, impact, request_rate_expr
 from chaosrunner.report.redact import Redactor
@@ -103,6 +104,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     prometheus: str | None = None  # where the ranges came from; None: not asked
     still_injected: list[StillInjected] = field(default_factory=list)
+    detection: Detection = field(default_factory=lambda: Detection("missing", None))
 
     @property
     def run_id(self) -> str:
@@ -308,6 +310,9 @@ def build_report(
     step = choose_step(end - start)
     notes = list(result.measurement.notes)
     panels, request_rate, rate_how = fetch_panels(result.scenario, metrics, start, end, step, notes)
+    measured = result.measurement
+    detection = detection_of(events, result.scenario, measured.t0, measured.run_end, metrics)
+    notes += detection.notes
     redactor = Redactor.for_scenario(result.scenario)  # notes carry error messages, and get shortened
     notes = [redactor.scrub(note) for note in notes]
     for panel in panels:
@@ -340,4 +345,5 @@ def build_report(
         still_injected=[
             StillInjected(left.fault, left.kind, redactor.scrub(left.why)) for left in still_injected(events)
         ],
+        detection=detection,
     )

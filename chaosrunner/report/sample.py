@@ -23,12 +23,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chaosrunner.engine.alert_rules import rule_fields
 from chaosrunner.engine.journal import JournalEvent, format_time
 from chaosrunner.gameday.debrief import Debrief
 from chaosrunner.gameday.measure import measure
 from chaosrunner.gameday.scoring import score
 from chaosrunner.gameday.verdict import experiment_verdict
-from chaosrunner.observe.metrics import ActiveAlert, Sample, Series
+from chaosrunner.observe.metrics import ActiveAlert, AlertRule, Sample, Series
+from chaosrunner.report.detection import FIRING_EXPR
 from chaosrunner.scenario.loader import scenario_from_data
 
 START = datetime(2026, 11, 27, 14, 0, 0, tzinfo=UTC)
@@ -51,9 +53,15 @@ class SampleMetrics:
 
     url = "http://prometheus.example:9090"
 
-    def __init__(self, values: dict[str, Callable[[float], float | None]], resolution: float | None = None):
+    def __init__(
+        self,
+        values: dict[str, Callable[[float], float | None]],
+        resolution: float | None = None,
+        alerts_firing: dict[str, Callable[[float], float | None]] | None = None,
+    ):
         self.values = values
         self.resolution = resolution
+        self.alerts_firing = alerts_firing or {}  # alertname -> its firing sample's time at t
         self.queries: list[tuple[str, float]] = []
 
     def instant(self, expr: str, timeout: float = 5.0) -> Sample:
@@ -61,9 +69,21 @@ class SampleMetrics:
 
     def range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         self.queries.append((expr, step))
+        if expr == FIRING_EXPR:  # every alert at once, one series each (report.detection)
+            found = [
+                Series(labels={"alertname": name}, points=self._points(function, start, end, step))
+                for name, function in self.alerts_firing.items()
+            ]
+            return [series for series in found if series.points]
         function = self.values.get(expr)
         if function is None:
             return []
+        points = self._points(function, start, end, step)
+        return [Series(labels={}, points=points)] if points else []
+
+    def _points(
+        self, function: Callable[[float], float | None], start: float, end: float, step: float
+    ) -> list[tuple[float, float]]:
         every = self.resolution or step
         points = []
         for index in range(int((end - start) / every) + 1):
@@ -71,10 +91,25 @@ class SampleMetrics:
             value = function(t)
             if value is not None:
                 points.append((round(t, 3), value))
-        return [Series(labels={}, points=points)] if points else []
+        return points
 
     def alerts(self) -> list[ActiveAlert]:
         return []
+
+    def alert_rules(self) -> list[AlertRule]:
+        return list(SAMPLE_RULES)
+
+
+SAMPLE_RULES = (
+    AlertRule("CheckoutProbeFailing", "checkout", "rules/checkout.yml", "probe_success == 0", 0.0),
+    AlertRule(
+        "CheckoutDbConnectionsHigh", "checkout", "rules/checkout.yml", "pg_connections_ratio > 0.9", 30.0
+    ),
+    AlertRule("CheckoutPodRestarting", "checkout", "rules/checkout.yml", "rate(restarts[5m]) > 0", 0.0),
+    AlertRule("DiskAlmostFull", "node", "rules/node.yml", "disk_free_ratio < 0.1", 300.0, {"severity": "P3"}),
+    AlertRule("CertificateExpiring", "node", "rules/node.yml", "cert_expiry_days < 14", 0.0),
+)
+"""The sample's rule set: caught, a gap (expected, silent), noise, pre-existing and untested."""
 
 
 def sample_run(
@@ -115,7 +150,7 @@ def sample_run(
             }
             for index in range(conditions)
         ],
-        "detection": {"synthetic": ["CheckoutProbeFailing"]},
+        "detection": {"synthetic": ["CheckoutProbeFailing"], "infrastructure": ["CheckoutDbConnectionsHigh"]},
         "mitigation": {"sli": SLI, "comparator": ">=", "objective": 0.99, "confirm_for": "20s"},
         "gameday": {
             "mode": "gameday",
@@ -150,6 +185,13 @@ def sample_run(
         pid_start_ticks=1,
         host="gameday-laptop",
         monotonic_start=0.0,
+    )
+    event(
+        START + timedelta(seconds=1),
+        "alert_rules",
+        rules=[rule_fields(rule, scenario) for rule in SAMPLE_RULES],
+        source="prometheus",
+        error=None,
     )
     event(START + timedelta(seconds=2), "check", name="steady state up", ok=True, detail="value 1.0 (== 1)")
     event(START + timedelta(seconds=3), "check", name="abort condition errors", ok=True, detail="value 0.0")
@@ -228,7 +270,12 @@ def sample_run(
 
     for index, condition in enumerate(scenario.abort_conditions):
         values[condition.expr] = errors(index)
-    metrics = SampleMetrics(values, resolution)
+    alerts_firing: dict[str, Callable[[float], float | None]] = {
+        "CheckoutProbeFailing": firing,
+        "CheckoutPodRestarting": lambda t: at(45).timestamp() if 45 <= since(t) < 60 else None,
+        "DiskAlmostFull": lambda t: t - 0.5,  # firing since long before the run
+    }
+    metrics = SampleMetrics(values, resolution, alerts_firing)
     measurement = measure(list(events), scenario, metrics)
     return (
         Debrief(

@@ -205,6 +205,14 @@ def _describe(event: Mapping[str, Any]) -> tuple[str, str, str, bool] | None:
             + (f", active since {fmt.clock(parse_time(event['since']))}" if event.get("since") else ""),
             False,
         ),
+        "alert_rules": lambda: (
+            SYSTEM,
+            "chaosrunner",
+            f"{len(event.get('rules') or [])} alert rules loaded in Prometheus"
+            if event.get("source") == "prometheus"
+            else f"alert rules unavailable: {event.get('error', '')}",
+            False,
+        ),
         "faults_ending": lambda: (
             SYSTEM,
             "chaosrunner",

@@ -38,8 +38,9 @@ def test_a_four_hour_run_is_fetched_once_per_expression_under_the_limit() -> Non
     assert report.step == 2.0
     asked = metrics.queries[measured:]
     expressions = [expr for expr, _ in asked]
-    # the SLI, 8 abort conditions, the steady state, and the SLI's request rate: once each
-    assert len(expressions) == len(set(expressions)) == 11
+    # the SLI, 8 abort conditions, the steady state, the SLI's request rate and every
+    # alert's firing samples (report.detection): once each
+    assert len(expressions) == len(set(expressions)) == 12
     assert REQUESTS in expressions and SLI in expressions
     assert {step for _, step in asked} == {2.0}
     for panel in report.panels:
