@@ -42,9 +42,15 @@ def history(scenario: str | None, as_json: bool) -> None:
     """TTD, TTM and score across the runs of a scenario (title, slug or file), or of every scenario."""
     from chaosrunner.report import fmt
     from chaosrunner.report.history import group
-    from chaosrunner.report.history import history as load_history
+    from chaosrunner.results.history import merged_history
+    from chaosrunner.statedir import state_dir
 
-    entries = load_history(scenario)
+    # The results store's runs (every machine's) merged with this state folder's; the folder's alone
+    # when the store cannot be read (a warning says why).
+    merged = merged_history(scenario, state_dir())
+    for warning in merged.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    entries = merged.entries
     if as_json:
         echo_json([entry.__dict__ for entry in entries])
         return

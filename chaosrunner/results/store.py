@@ -46,10 +46,12 @@ def open_store(
     dsn: str | _FromEnvironment | None = FROM_ENVIRONMENT,
     *,
     migrations: tuple[Migration, ...] = MIGRATIONS,
+    origin_host: str | None = None,
 ) -> ResultsStore:
     """The results store, migrated and ready; ``dsn`` defaults to ``$CHAOSRUNNER_RESULTS_DSN`` (None: SQLite).
 
-    The variable is read when called, not when imported; an empty one means SQLite.
+    The variable is read when called, not when imported; an empty one means SQLite. What this
+    store puts is marked as coming from ``origin_host`` (this machine's name by default) and ``state_dir``.
     """
     if isinstance(dsn, _FromEnvironment):
         dsn = os.environ.get(ENV_DSN, "").strip() or None
@@ -62,7 +64,7 @@ def open_store(
         from chaosrunner.results.sqlite import SqliteDatabase
 
         database = SqliteDatabase(state_dir / STORE_FILE)
-    store = ResultsStore(database, origin_state_dir=str(state_dir))
+    store = ResultsStore(database, origin_state_dir=str(state_dir), origin_host=origin_host)
     try:
         store.migrate(migrations)
     except BaseException:
