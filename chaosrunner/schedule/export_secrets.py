@@ -116,7 +116,20 @@ def env_names(scenario: Scenario) -> list[str]:
             # The DSN is copied from here into a Secret in the cluster; without dsn_secret it must be here.
             names.add(params.get("dsn_env") or scenario.target.postgres.dsn_env)
         names.update(_env_values(params))
+    names.update(chat_env_names(scenario))
     return sorted(names)
+
+
+def chat_env_names(scenario: Scenario) -> set[str]:
+    """The outbound chat's secrets (a bot token, webhook URLs): a CronJob's run posts to its channel
+    like any automated run. Not the signing secret or command token: automated runs take no commands."""
+    slack, mattermost = scenario.chat.slack, scenario.chat.mattermost
+    named = [
+        slack.bot_token_env if slack else None,
+        slack.webhook_url_env if slack else None,
+        mattermost.webhook_url_env if mattermost else None,
+    ]
+    return {name for name in named if name}
 
 
 def _env_values(data: Any) -> Iterator[str]:

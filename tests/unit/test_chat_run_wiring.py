@@ -196,3 +196,17 @@ def test_the_run_started_heading_says_which_kind_of_run_it_is() -> None:
         assert "Automated chaos run started" in automated.text and "Gameday" not in automated.text
     report = messages.automated_report(None, MATTERMOST)
     assert report.kind == "report" and "No report was written." in report.text
+
+
+def test_a_cronjob_carries_the_outbound_chat_secrets_and_not_the_inbound_ones() -> None:
+    from chaosrunner.schedule.export_secrets import env_names
+
+    scenario = make_scenario(
+        {
+            "slack": {"channel": "C1", "bot_token_env": "W_BOT", "signing_secret_env": "W_SIGN"},
+            "mattermost": {"channel": "g", "webhook_url_env": "W_MM_HOOK", "command_token_env": "W_MM_CMD"},
+        },
+        mode="automated",
+    )
+    assert env_names(scenario) == ["W_BOT", "W_MM_HOOK"]
+    assert env_names(make_scenario({})) == []
