@@ -184,7 +184,7 @@ def _print_plan(result: Any) -> None:
     if result.steady_state:
         click.echo("\nSteady state")
         for check in result.steady_state:
-            click.echo(f"  {check['name']}: {check['expr']} {check['comparator']} {check['threshold']:g}")
+            click.echo(f"  {check['name']}: {check['rule']}")
     click.echo("\nSafety checks")
     echo_table([(check.status.value.upper().ljust(4), check.name, check.detail) for check in result.checks])
     if result.refused:

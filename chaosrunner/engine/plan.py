@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict
 
 from chaosrunner.durations import format_duration
 from chaosrunner.faults.base import BlastRadiusMode
-from chaosrunner.scenario.models import Mode, RunSheet, Scenario, Severity
+from chaosrunner.scenario.http_check import HttpSteadyStateCheck
+from chaosrunner.scenario.models import Mode, RunSheet, Scenario, Severity, SteadyStateCheck
 
 DEFAULT_UPDATE_CADENCE = {
     Severity.P1: timedelta(minutes=15),
@@ -123,12 +124,47 @@ def plan_offline(
         abort_conditions=[
             condition.model_dump(mode="json", by_alias=True) for condition in scenario.abort_conditions
         ],
-        steady_state=[check.model_dump(mode="json") for check in scenario.steady_state],
+        steady_state=[_planned_check(check) for check in scenario.steady_state_checks],
         detection=scenario.detection.model_dump(mode="json"),
         mitigation=scenario.mitigation.model_dump(mode="json") if scenario.mitigation else None,
         run_sheet=(scenario.run_sheet.model_dump(mode="json") if scenario.run_sheet != RunSheet() else None),
         checks=offline_checks(scenario, allow_production=allow_production, mode=mode),
     )
+
+
+def _planned_check(check: SteadyStateCheck | HttpSteadyStateCheck) -> dict[str, Any]:
+    """A steady-state check as the plan shows it; ``rule`` says it in one line, both kinds alike.
+
+    An HTTP check's ``header_env`` shows variable names only (its values are read when probing)."""
+    return {**check.model_dump(mode="json"), "rule": check.describe()}
+
+
+def command_faults_check(scenario: Scenario, add: Any) -> None:
+    """Programs run on this machine: the plan names each one, and the variables they need."""
+    commands = [fault for fault in scenario.faults if fault.kind.startswith("command.")]
+    if not commands:
+        return
+    programs = "; ".join(
+        f"{fault.name}: {' '.join(getattr(fault.params, 'inject', []))}" for fault in commands
+    )
+    add("commands", CheckStatus.OK, f"runs programs on this machine, no shell ({programs})")
+    needed = {var for fault in commands for var in getattr(fault.params, "env_from", {}).values()}
+    _warn_unset(needed, "env_from of command faults", add)
+
+
+def http_checks_check(scenario: Scenario, add: Any) -> None:
+    needed = {var for check in scenario.http_checks for var in check.http.header_env.values()}
+    _warn_unset(needed, "header_env of HTTP checks", add)
+
+
+def _warn_unset(needed: set[str], used_by: str, add: Any) -> None:
+    missing = sorted(needed - set(os.environ))
+    if missing:
+        add(
+            "secrets",
+            CheckStatus.WARN,
+            f"environment variable(s) {', '.join(missing)} ({used_by}) not set here",
+        )
 
 
 def offline_checks(
@@ -178,11 +214,13 @@ def offline_checks(
     else:
         add("abort conditions", CheckStatus.WARN, "none: only max_duration can stop this run early")
 
-    if scenario.steady_state:
+    if scenario.steady_state_checks:
+        http = len(scenario.http_checks)
         add(
             "steady state",
             CheckStatus.OK,
-            f"{len(scenario.steady_state)} checks before injecting and after reverting",
+            f"{len(scenario.steady_state_checks)} checks before injecting and after reverting"
+            + (f" ({http} HTTP)" if http else ""),
         )
     else:
         add(
@@ -206,6 +244,8 @@ def offline_checks(
             f"PostgreSQL DSN read from ${dsn_env} at connect time, never stored",
         )
 
+    command_faults_check(scenario, add)
+    http_checks_check(scenario, add)
     run_sheet_check(scenario, mode or scenario.gameday.mode, add)
 
     if (mode or scenario.gameday.mode) is Mode.GAMEDAY:

@@ -37,6 +37,7 @@ from chaosrunner.durations import format_duration
 from chaosrunner.engine import killswitch
 from chaosrunner.engine.conditions import ConditionStatus, all_hold, representative_value
 from chaosrunner.engine.go_gate import wait_for_go
+from chaosrunner.engine.http_checks import probe as probe_http
 from chaosrunner.engine.injection import ActiveFault
 from chaosrunner.engine.journal import JOURNAL_VERSION, Journal, JournalEvent
 from chaosrunner.engine.monitor import AbortMonitor
@@ -326,6 +327,14 @@ class Runner:
                     f"steady state {check.name!r} does not hold before injecting "
                     f"(value {value}, wanted {check.comparator.value} {check.threshold:g}): refusing to start"
                 )
+        for http_check in self.scenario.http_checks:
+            result = probe_http(http_check)
+            self.emit("check", **result.journal_fields())
+            if not result.ok:
+                raise SteadyStateNotMet(
+                    f"steady state {http_check.name!r} does not hold before injecting "
+                    f"({result.detail()}): refusing to start"
+                )
         for condition in self.scenario.abort_conditions:
             value, holding = representative_value(condition, self._query(condition.expr))
             self.emit(
@@ -487,8 +496,9 @@ class Runner:
         return left
 
     def _verify_steady_state(self) -> tuple[bool, str]:
-        checks = self.scenario.steady_state
-        if not checks or self.metrics is None:
+        checks = self.scenario.steady_state if self.metrics is not None else []
+        http_checks = self.scenario.http_checks
+        if not checks and not http_checks:
             return True, "no steady state to verify"
         deadline = time.monotonic() + self.scenario.gameday.steady_state_timeout.total_seconds()
         interval = self.scenario.gameday.check_interval.total_seconds()
@@ -501,6 +511,10 @@ class Runner:
                         failing.append(check.name)
                 except ChaosrunnerError as error:
                     failing.append(f"{check.name} ({error})")
+            for http_check in http_checks:
+                result = probe_http(http_check)
+                if not result.ok:
+                    failing.append(f"{http_check.name} ({result.detail()})")
             if not failing:
                 self.emit(
                     "check", name="steady state returned", ok=True, detail="every check holds after revert"

@@ -24,8 +24,17 @@ from chaosrunner.errors import ScenarioError
 from chaosrunner.faults.base import BlastRadiusMode
 from chaosrunner.faults.registry import registry
 from chaosrunner.scenario.document import read_model, read_source
+from chaosrunner.scenario.http_check import HttpSteadyStateCheck
 from chaosrunner.scenario.library import ConditionLibrary, UnresolvedReference, placeholders
-from chaosrunner.scenario.models import MARK_NAMES, ConditionReference, LibraryCondition, Mode, Scenario
+from chaosrunner.scenario.models import (
+    MARK_NAMES,
+    ConditionReference,
+    LibraryCondition,
+    Mode,
+    Scenario,
+    SteadyStateCheck,
+    steady_state_kind,
+)
 from chaosrunner.scenario.problems import ProblemList, did_you_mean
 from chaosrunner.scenario.yaml_source import Path as DataPath
 
@@ -94,6 +103,11 @@ def _load_scenario(
                 _resolve_condition(entry, ("abort_conditions", index), problems, library)
                 for index, entry in enumerate(data["abort_conditions"])
             ]
+        if isinstance(data.get("steady_state"), list):
+            data["steady_state"] = [
+                _resolve_steady_state(entry, ("steady_state", index), problems)
+                for index, entry in enumerate(data["steady_state"])
+            ]
         return data
 
     return read_model(path, Scenario, prepare=prepare, check=_check_scenario, parsed=parsed)
@@ -136,6 +150,15 @@ def _resolve_fault(entry: Any, path: DataPath, problems: ProblemList) -> Any:
     return resolved
 
 
+def _resolve_steady_state(entry: Any, path: DataPath, problems: ProblemList) -> Any:
+    """Validate a steady-state entry as the kind it is (``http:`` or PromQL), so a mistake is
+    reported at its own key, with that kind's keys as the suggestions."""
+    if not isinstance(entry, dict):
+        return entry
+    model = HttpSteadyStateCheck if steady_state_kind(entry) == "http" else SteadyStateCheck
+    return _validate_part(model, entry, path, problems) or entry
+
+
 def _resolve_condition(entry: Any, path: DataPath, problems: ProblemList, library: ConditionLibrary) -> Any:
     """Expand ``use: NAME`` into the complete condition from the library."""
     if not isinstance(entry, dict) or "use" not in entry:
@@ -169,11 +192,9 @@ def _check_scenario(scenario: Scenario, problems: ProblemList) -> None:
     for index in _duplicates([condition.name for condition in scenario.abort_conditions]):
         name = scenario.abort_conditions[index].name
         problems.add(("abort_conditions", index), f"duplicate abort condition name {name!r}")
-    for index in _duplicates([check.name for check in scenario.steady_state]):
-        problems.add(
-            ("steady_state", index, "name"),
-            f"duplicate steady-state check {scenario.steady_state[index].name!r}",
-        )
+    checks = scenario.steady_state_checks
+    for index in _duplicates([check.name for check in checks]):
+        problems.add(("steady_state", index, "name"), f"duplicate steady-state check {checks[index].name!r}")
     for index in _duplicates(scenario.detection.all_alerts()):
         problems.add(("detection",), f"alert {scenario.detection.all_alerts()[index]!r} is listed twice")
     settings = scenario.gameday

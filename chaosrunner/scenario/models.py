@@ -18,16 +18,17 @@ import operator
 from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny, Tag
 
 from chaosrunner.durations import Duration
 from chaosrunner.faults.base import BlastRadius, FaultParams, FaultSelector
 from chaosrunner.faults.connections import ENV_VAR_NAME, Connections
+from chaosrunner.scenario.http_check import HttpSteadyStateCheck
+from chaosrunner.scenario.patterns import NAME_PATTERN, URL_PATTERN
 
-URL_PATTERN = r"^https?://[^\s/$.?#][^\s]*$"
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+__all__ = ["NAME_PATTERN", "URL_PATTERN"]  # re-exported: problems and others import them from here
 
 
 class _Model(BaseModel):
@@ -104,6 +105,19 @@ class PromCheck(_Model):
 
 class SteadyStateCheck(PromCheck):
     """True while the system is healthy; checked before injecting and after reverting."""
+
+
+def steady_state_kind(entry: Any) -> str:
+    """Which kind of steady-state check an entry is: an ``http:`` key makes it an HTTP probe."""
+    if isinstance(entry, HttpSteadyStateCheck) or (isinstance(entry, dict) and "http" in entry):
+        return "http"
+    return "promql"
+
+
+SteadyStateEntry = Annotated[
+    Annotated[SteadyStateCheck, Tag("promql")] | Annotated[HttpSteadyStateCheck, Tag("http")],
+    Discriminator(steady_state_kind),
+]
 
 
 class AbortCondition(PromCheck):
@@ -307,7 +321,11 @@ class Scenario(_Model):
     version: Literal[1] = 1
     metadata: Metadata
     target: Target = Target()
-    steady_state: list[SteadyStateCheck] = Field(default_factory=list)
+    steady_state_checks: list[SteadyStateEntry] = Field(
+        default_factory=list,
+        alias="steady_state",
+        description="what healthy means: PromQL checks, and HTTP probes (entries with an http: key)",
+    )
     faults: list[FaultSpec] = Field(min_length=1)
     abort_conditions: list[AbortCondition] = Field(default_factory=list)
     detection: DetectionSignals = DetectionSignals()
@@ -316,6 +334,20 @@ class Scenario(_Model):
     scoring: Scoring = Scoring()
     run_sheet: RunSheet = RunSheet()
     chat: ChatSettings = ChatSettings()
+
+    # The document's ``steady_state`` list holds both kinds, in the author's order
+    # (``steady_state_checks``). Most readers want one kind: the report, the
+    # measurement and the live view draw PromQL checks as series from Prometheus,
+    # which an HTTP probe has none of; the engine probes the HTTP ones itself.
+    @property
+    def steady_state(self) -> list[SteadyStateCheck]:
+        """The PromQL steady-state checks (the ones with a series in Prometheus)."""
+        return [check for check in self.steady_state_checks if isinstance(check, SteadyStateCheck)]
+
+    @property
+    def http_checks(self) -> list[HttpSteadyStateCheck]:
+        """The HTTP steady-state checks, probed by the engine itself."""
+        return [check for check in self.steady_state_checks if isinstance(check, HttpSteadyStateCheck)]
 
 
 class LibraryParam(_Model):
