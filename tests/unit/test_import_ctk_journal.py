@@ -80,5 +80,5 @@ def test_an_interrupted_run_is_imported_as_aborted(tmp_path: Path) -> None:
     path = tmp_path / "interrupted.json"
     path.write_text(json.dumps(journal))
     assert run_cli("import", "ctk-journal", str(path))[0] == 0
-    code, output = run_cli("runs")
+    _, output = run_cli("runs")
     assert "aborted" in output
