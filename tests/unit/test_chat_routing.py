@@ -172,9 +172,25 @@ def test_mattermost_is_routed_by_its_token_and_channel(router: dict[str, Any], r
     assert marks(runs[1]) == [("escalated", "", "dev")]
 
 
-def test_a_run_that_ends_is_no_longer_routed_to(router: dict[str, Any], runs: list[RunDir]) -> None:
+def test_a_run_that_ends_is_no_longer_routed_to_and_its_channel_is_told_so(
+    router: dict[str, Any], runs: list[RunDir]
+) -> None:
     commands = router["/chat/slack/commands"]
-    runs[0].release_lock()
+    for run in runs:
+        run.release_lock()  # every gameday has ended: the secret is still this team's app's
     body = command("C0FIRST", "sev P1")
     assert commands.handle(body, sign(body)).body["text"] == NO_GAMEDAY_HERE
+    assert commands.handle(body, sign(body, "a guess")).status == 401
     assert marks(runs[0]) == []
+
+
+def test_with_no_gameday_in_the_state_folder_everything_is_refused(state: Path) -> None:
+    router = ChatRouter(LiveGamedays(ENVIRON, runs=lambda: []))
+    try:
+        for handler in router.handlers():
+            assert (
+                handler.handle(b"text=sev+P1&token=mm-token", sign(b"text=sev+P1&token=mm-token")).status
+                == 401
+            )
+    finally:
+        router.close()

@@ -14,25 +14,28 @@ one address that outlives any single run:
    the secrets read from *this* process's environment, by the variable names
    each scenario gives - so ``serve`` needs the same variables the runs had.
    A run that is no longer live is forgotten.
-2. A request is verified against every live run's secret (a Slack app's
-   signing secret is usually the same for all of them; different apps work
-   too): none verifies, 401 and nothing journaled. One replay guard for all.
-3. Among the runs whose secret verified it, the one bound to the request's
-   channel records it, through the same handler a run's own server uses (the
-   same validation, display names, :stopwatch: notes). When two live runs
-   are bound to one channel, the newest one takes it. A channel no live run
-   is bound to: "no gameday is live in this channel" (ephemeral; nothing
-   journaled).
+2. A request is verified against the secret of every gameday run in the
+   state folder, live or finished (a Slack app's signing secret is usually
+   the same for all of them; different apps work too): none verifies, 401
+   and nothing journaled. Finished runs count here so that the team, typing
+   in a channel whose gameday has ended, is told so rather than refused.
+   One replay guard for all.
+3. Among the live runs whose secret verified it, the one bound to the
+   request's channel records it, through the same handler a run's own
+   server uses (the same validation, display names, :stopwatch: notes).
+   When two live runs are bound to one channel, the newest one takes it. A
+   channel no live run is bound to: "no gameday is live in this channel"
+   (ephemeral; nothing journaled).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from chaosrunner.engine.rundir import RunDir, all_runs
 from chaosrunner.errors import UsageError
@@ -71,13 +74,14 @@ class _Known:
 
 
 class LiveGamedays:
-    """The live gameday runs in the state folder and each one's chat handlers, newest first."""
+    """The state folder's gameday runs: the live ones' handlers (newest first), every one's secrets."""
 
     def __init__(self, environ: Mapping[str, str], runs: Callable[[], list[RunDir]] = all_runs) -> None:
         self.environ = environ
         self._runs = runs
+        self._chat: dict[str, ChatSettings | None] = {}  # by run id: a journal's first event never changes
         self._known: dict[str, _Known] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def handlers(self) -> list[Handler]:
         """Every live run's handlers, the newest run's first."""
@@ -93,8 +97,33 @@ class LiveGamedays:
                 found.extend(known.handlers)
             return found
 
+    def slack_secrets(self) -> set[str]:
+        """The signing secrets of every gameday run here, live or not, that this environment holds."""
+        return {
+            self.environ.get(chat.slack.signing_secret_env, "")
+            for chat in self._every_chat()
+            if chat.slack is not None and chat.slack.signing_secret_env
+        } - {""}
+
+    def mattermost_tokens(self) -> set[str]:
+        """The same for Mattermost's command tokens."""
+        return {
+            self.environ.get(chat.mattermost.command_token_env, "")
+            for chat in self._every_chat()
+            if chat.mattermost is not None and chat.mattermost.command_token_env
+        } - {""}
+
+    def _every_chat(self) -> list[ChatSettings]:
+        return [chat for run in self._runs() if (chat := self._chat_of(run)) is not None]
+
+    def _chat_of(self, run: RunDir) -> ChatSettings | None:
+        with self._lock:
+            if run.run_id not in self._chat:
+                self._chat[run.run_id] = _chat_of(run)
+            return self._chat[run.run_id]
+
     def _handlers_of(self, run: RunDir) -> list[Handler]:
-        chat = _chat_of(run)
+        chat = self._chat.get(run.run_id) if run.run_id in self._chat else _chat_of(run)
         if chat is None:
             return []
         made, warnings = handlers(chat, RunContext(run), self.environ)
@@ -138,14 +167,9 @@ def _close(found: list[Handler]) -> None:
             names.close()
 
 
-def _signed_by_one(candidates: list[Any], body: bytes, headers: Mapping[str, str], now: float) -> list[Any]:
-    """The candidates whose signing secret signed the request (each distinct secret checked once)."""
-    verdicts: dict[str, bool] = {}
-    for candidate in candidates:
-        secret = candidate.signing_secret
-        if secret not in verdicts:
-            verdicts[secret] = slack_signed(secret, body, headers, now)
-    return [candidate for candidate in candidates if verdicts[candidate.signing_secret]]
+def _signing(secrets: set[str], body: bytes, headers: Mapping[str, str], now: float) -> set[str]:
+    """Which of ``secrets`` signed the request (at most one, unless two runs share a secret)."""
+    return {secret for secret in secrets if slack_signed(secret, body, headers, now)}
 
 
 @dataclass
@@ -160,9 +184,10 @@ class RoutedSlackCommands:
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Reply:
         now = self.clock()
         runs = [h for h in self.live.handlers() if isinstance(h, SlackCommands)]
-        verified = _signed_by_one(runs, body, headers, now)
-        if not verified:
+        signing = _signing(self.live.slack_secrets(), body, headers, now)
+        if not signing:
             return unauthorized(BAD_SIGNATURE)
+        verified = [run for run in runs if run.signing_secret in signing]
         refusal = replay_refusal(self.replays, headers, now)
         if refusal is not None:
             return refusal
@@ -186,17 +211,18 @@ class RoutedSlackEvents:
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Reply:
         now = self.clock()
         runs = [h for h in self.live.handlers() if isinstance(h, SlackReactions)]
-        verified = _signed_by_one(runs, body, headers, now)
-        if not verified:
+        signing = _signing(self.live.slack_secrets(), body, headers, now)
+        if not signing:
             return unauthorized(BAD_SIGNATURE)
+        verified = [run for run in runs if run.signing_secret in signing]
         refusal = replay_refusal(self.replays, headers, now)
         if refusal is not None:
             return refusal
         payload = read_event(body)
         if payload is None:
             return Reply(400, {"error": "the body is not a JSON object"})
-        if payload.get("type") == "url_verification":
-            return verified[0].act(payload)
+        if payload.get("type") == "url_verification":  # Slack checking the request URL: ours
+            return Reply(200, {"challenge": str(payload.get("challenge", ""))[:256]})
         event = payload.get("event")
         item = event.get("item") if isinstance(event, dict) else None
         channel = item.get("channel") if isinstance(item, dict) else None
@@ -213,10 +239,13 @@ class RoutedMattermostCommands:
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Reply:
         form = mattermost_form(body)
+        presented = form.get("token", "").encode("utf-8")
+        if not presented or not any(
+            hmac.compare_digest(presented, token.encode("utf-8")) for token in self.live.mattermost_tokens()
+        ):
+            return unauthorized("the request does not carry the slash command's token of any gameday here")
         runs = [h for h in self.live.handlers() if isinstance(h, MattermostCommands)]
         verified = [run for run in runs if run.token_matches(form)]
-        if not verified:
-            return unauthorized("the request does not carry the slash command's token of any live gameday")
         bound = next((run for run in verified if in_channel(form, run.channel, "mattermost")), None)
         return bound.act(form) if bound is not None else ephemeral(NO_GAMEDAY_HERE)
 
