@@ -11,9 +11,13 @@ expects, whether it
   evaluation that fired it, as gameday.measure reads detection alerts), or
   Alertmanager's ``startsAt``, the earliest; offline, the journaled
   ``alert`` events (``activeAt`` plus the rule's ``for``);
-- was **pre-existing**: already firing at t0. Such an alert says nothing
-  about this fault, so it is not counted as fired (nor its TTD), even if it
-  flaps later in the run.
+- was **pre-existing**: already firing before the first fault began to be
+  injected (the write-ahead ``fault_injecting`` record, written before the
+  side effect). Such an alert says nothing about this fault, so it is not
+  counted as fired (nor its TTD), even if it flaps later in the run. (Not
+  t0 itself: t0 is when the inject was *confirmed*, and a fast alert can
+  fire between the side effect and that confirmation; its firing is then
+  taken from its first sample at or after t0, as the measured TTD does.)
 
 Each alert gets a verdict for this run: ``caught`` (expected, fired), ``gap``
 (expected, did not fire), ``noise`` (fired, not expected), ``untested``
@@ -119,14 +123,14 @@ def rules_seen(events: Iterable[Mapping[str, Any]]) -> tuple[list[RuleSeen], str
 
 
 def fetch_firing(
-    metrics: MetricsSource, t0: datetime, run_end: datetime, notes: list[str]
+    metrics: MetricsSource, began: datetime, run_end: datetime, notes: list[str]
 ) -> dict[str, list[float]] | None:
     """Every alert's firing-sample times (unix seconds) from just before t0 to the run's end.
 
     None when Prometheus could not answer (a note says why): the caller falls
-    back to the journal. The window starts one step before t0 so an alert
-    already firing shows a sample from before t0 (pre-existing)."""
-    start = (t0 - timedelta(seconds=STEP)).timestamp()
+    back to the journal. The window starts one step before the injection
+    began, so an alert already firing shows a sample from before it (pre-existing)."""
+    start = (began - timedelta(seconds=STEP)).timestamp()
     end = (run_end + timedelta(seconds=2)).timestamp()
     try:
         series = metrics.range(FIRING_EXPR, start, end, max(STEP, choose_step(end - start)))
@@ -166,6 +170,12 @@ def _journal_firings(
     return prometheus, alertmanager
 
 
+def injection_began(events: Iterable[Mapping[str, Any]], t0: datetime | None) -> datetime | None:
+    """When the first fault began to be injected (its write-ahead record); t0 without one."""
+    first = next((event for event in events if event["type"] == "fault_injecting"), None)
+    return min(parse_time(str(first["time"])), t0) if first is not None and t0 is not None else t0
+
+
 def outcomes(
     events: Iterable[Mapping[str, Any]],
     scenario: Scenario,
@@ -175,6 +185,7 @@ def outcomes(
 ) -> list[AlertOutcome]:
     """One outcome per rule seen and per expected alert, rules first in Prometheus' order."""
     events = list(events)
+    began = injection_began(events, t0)
     by_name: dict[str, RuleSeen] = {}
     for rule in rules:
         by_name.setdefault(rule.name, rule)  # one alert name in two groups is one alert here
@@ -196,7 +207,7 @@ def outcomes(
         else:
             moments += [(moment, "activeAt + for") for moment in journal_prometheus.get(name, [])]
         moments += [(moment, "Alertmanager") for moment in journal_alertmanager.get(name, [])]
-        found.append(_outcome(name, layer, name in expected, name in by_name, moments, t0))
+        found.append(_outcome(name, layer, name in expected, name in by_name, moments, t0, began))
     return found
 
 
@@ -207,15 +218,16 @@ def _outcome(
     rule_loaded: bool,
     moments: list[tuple[datetime, str]],
     t0: datetime | None,
+    began: datetime | None,
 ) -> AlertOutcome:
     def make(fired: bool, pre: bool, at: datetime | None, how: str) -> AlertOutcome:
         seconds = round((at - t0).total_seconds(), 3) if at is not None and t0 is not None else None
         return AlertOutcome(name, layer, expected, fired, pre, at, seconds, rule_loaded, how)
 
-    if t0 is None:
+    if t0 is None or began is None:
         return make(False, False, None, "no fault was injected")
-    if any(moment < t0 for moment, _ in moments):
-        return make(False, True, None, "already firing before t0: not counted")
+    if any(moment < began for moment, _ in moments):
+        return make(False, True, None, "already firing before the fault: not counted")
     after = sorted(moment for moment, _ in moments if moment >= t0)
     if not after:
         return make(False, False, None, "did not fire" if rule_loaded else "no such rule in Prometheus")
@@ -236,5 +248,5 @@ def detection_of(
     notes: list[str] = []
     firing = None
     if metrics is not None and t0 is not None and run_end is not None:
-        firing = fetch_firing(metrics, t0, run_end, notes)
+        firing = fetch_firing(metrics, injection_began(events, t0) or t0, run_end, notes)
     return Detection(source, error, rules, outcomes(events, scenario, t0, rules, firing), notes)

@@ -179,7 +179,7 @@ class AlertOutcomeDoc(_Doc):
     layer: str
     expected: bool = Field(description="named in the scenario's detection signals")
     fired: bool = Field(description="went firing after t0 (a pre-existing alert does not count)")
-    pre_existing: bool = Field(description="already firing at t0: says nothing about this fault")
+    pre_existing: bool = Field(description="firing before the first fault began: says nothing about it")
     first_firing_seconds_after_t0: float | None
     first_firing_at: str | None
     rule_loaded: bool = Field(description="false: expected, but Prometheus had no rule of that name")
