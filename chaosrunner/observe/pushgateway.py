@@ -192,3 +192,42 @@ def push_scheduled_outcome(
         grouping_key={"schedule": schedule, "entry": entry},
         timeout=timeout,
     )
+
+
+COVERAGE_JOB = "chaosrunner_coverage"
+
+
+def push_detection_coverage(
+    url: str, scenario: str, cells: list[tuple[str, str, bool, int, int, float | None]], timeout: float = 5.0
+) -> None:
+    """A scenario's detection coverage, kept in the Pushgateway (group ``scenario``) for dashboards.
+
+    ``cells``: (alert, layer, expected, fired runs, counted runs, median seconds to first firing).
+    ``chaosrunner_detection_fired_ratio{scenario,alert,layer,expected}`` is fired/runs (absent
+    while no run counted); ``chaosrunner_detection_ttd_seconds`` the median, only where it fired.
+    """
+    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+    registry = CollectorRegistry()
+    labels = ["scenario", "alert", "layer", "expected"]
+    ratio = Gauge(
+        "chaosrunner_detection_fired_ratio",
+        "share of the scenario's counted runs (pre-existing left out) in which the alert fired after t0",
+        labels,
+        registry=registry,
+    )
+    ttd = Gauge(
+        "chaosrunner_detection_ttd_seconds",
+        "median time from t0 to the alert's first firing in the scenario's runs",
+        labels,
+        registry=registry,
+    )
+    for alert, layer, expected, fired, runs, seconds in cells:
+        values = (scenario, alert, layer, "true" if expected else "false")
+        if runs:
+            ratio.labels(*values).set(fired / runs)
+        if seconds is not None:
+            ttd.labels(*values).set(seconds)
+    push_to_gateway(
+        url, job=COVERAGE_JOB, registry=registry, grouping_key={"scenario": scenario}, timeout=timeout
+    )
