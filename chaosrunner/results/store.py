@@ -172,7 +172,7 @@ class ResultsStore:
         upsert = (
             "INSERT INTO runs (run_id, scenario_title, scenario_key, started_at, outcome, origin_host,"
             " origin_state_dir, report_schema_version, stored_at, document)"
-            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {'CAST(? AS JSONB)' if pg else '?'})"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {'CAST(? AS JSON)' if pg else '?'})"
             " ON CONFLICT (run_id) DO UPDATE SET scenario_title = excluded.scenario_title,"
             " scenario_key = excluded.scenario_key, started_at = excluded.started_at,"
             " outcome = excluded.outcome, origin_host = excluded.origin_host,"

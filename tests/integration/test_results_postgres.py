@@ -103,10 +103,10 @@ def test_two_machines_sync_into_one_store_and_history_reads_both(tmp_path: Path,
     assert f"schema version: {LATEST}" in out and "runs:           3" in out
     with psycopg.connect(store_dsn) as conn:
         origins = dict(conn.execute("SELECT run_id, origin_state_dir FROM runs").fetchall())
-        kinds = conn.execute("SELECT jsonb_typeof(document) FROM runs").fetchall()
+        kinds = conn.execute("SELECT json_typeof(document) FROM runs").fetchall()
     assert origins["20250302-090000-bbbbbb"] == str(staging_state)
     assert origins["20250301-090000-aaaaaa"] == str(laptop_state)
-    assert {kind for (kind,) in kinds} == {"object"}  # JSONB, queryable in the database too
+    assert {kind for (kind,) in kinds} == {"object"}  # JSON, queryable in the database too
 
 
 def scenario_file(tmp_path: Path, prometheus_url: str, title: str) -> Path:
