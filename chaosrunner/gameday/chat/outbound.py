@@ -448,6 +448,7 @@ class _Worker:
             self._delivered += 1
         else:
             self._failed += 1
+        if not result.ok and result.error != CLOSED:  # given up at close: the run's chat says so once
             log.warning(
                 "chat: could not post a %s message to %s after %d attempt(s): %s",
                 pending.kind,
