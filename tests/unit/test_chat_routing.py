@@ -194,3 +194,25 @@ def test_with_no_gameday_in_the_state_folder_everything_is_refused(state: Path) 
             )
     finally:
         router.close()
+
+
+def test_a_run_caught_before_its_first_event_is_looked_at_again(state: Path) -> None:
+    folder = RunDir.create()
+    folder.hold_lock()
+    folder.journal_path.touch()  # the runner made the folder and has not journaled run_started yet
+    live = LiveGamedays(ENVIRON, runs=lambda: [folder])
+    try:
+        assert live.handlers() == [] and live.slack_secrets() == set()
+        journal = Journal(folder.journal_path)
+        journal.append(
+            "run_started",
+            run_id=folder.run_id,
+            mode="gameday",
+            scenario={"chat": slack("C0LATE")},
+            monotonic_start=0,
+        )
+        assert live.slack_secrets() == {SECRET}
+        assert [handler.path for handler in live.handlers()] == ["/chat/slack/commands", "/chat/slack/events"]
+    finally:
+        live.close()
+        folder.release_lock()

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from chaosrunner.engine.journal import JournalEvent, read_events
 from chaosrunner.engine.rundir import RunDir, all_runs
 from chaosrunner.errors import UsageError
 from chaosrunner.gameday.chat.inbound import (
@@ -93,7 +94,10 @@ class LiveGamedays:
             for run in live:
                 known = self._known.get(run.run_id)
                 if known is None:
-                    known = self._known[run.run_id] = _Known(self._handlers_of(run))
+                    made = self._handlers_of(run)
+                    if run.run_id not in self._chat:
+                        continue  # no run_started yet: nothing to remember about it
+                    known = self._known[run.run_id] = _Known(made)
                 found.extend(known.handlers)
             return found
 
@@ -119,11 +123,14 @@ class LiveGamedays:
     def _chat_of(self, run: RunDir) -> ChatSettings | None:
         with self._lock:
             if run.run_id not in self._chat:
-                self._chat[run.run_id] = _chat_of(run)
+                first = _first_event(run)
+                if first is None:
+                    return None  # a run this moment old has not journaled run_started yet: ask again later
+                self._chat[run.run_id] = _chat_in(first)
             return self._chat[run.run_id]
 
     def _handlers_of(self, run: RunDir) -> list[Handler]:
-        chat = self._chat.get(run.run_id) if run.run_id in self._chat else _chat_of(run)
+        chat = self._chat_of(run)
         if chat is None:
             return []
         made, warnings = handlers(chat, RunContext(run), self.environ)
@@ -138,13 +145,16 @@ class LiveGamedays:
             self._known.clear()
 
 
-def _chat_of(run: RunDir) -> ChatSettings | None:
-    """The chat settings of a gameday run, from its ``run_started``; None for anything else."""
+def _first_event(run: RunDir) -> JournalEvent | None:
     try:
-        first = next(iter(run.events()), None)
-    except (OSError, ValueError):
+        return next(read_events(run.journal_path), None)  # the first line only, not the whole journal
+    except OSError:
         return None
-    if first is None or first.type != "run_started" or first.get("mode") != "gameday":
+
+
+def _chat_in(first: JournalEvent) -> ChatSettings | None:
+    """The chat settings of a gameday run, from its ``run_started``; None for anything else."""
+    if first.type != "run_started" or first.get("mode") != "gameday":
         return None
     scenario = first.get("scenario")
     document = scenario.get("chat") if isinstance(scenario, dict) else None
