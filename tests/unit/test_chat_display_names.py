@@ -6,6 +6,8 @@ The lookup is a function at our own seam (``users.info`` sits behind it in
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -78,3 +80,19 @@ def test_a_lookup_that_raises_is_a_failed_lookup() -> None:
         assert names.resolve(["U1"]) == {}
     finally:
         names.close()
+
+
+def test_a_lookup_stuck_on_slack_never_holds_the_process_open_at_exit() -> None:
+    # A thread pool's workers are joined at exit: a users.info that never answers would keep the
+    # runner's process alive after its run. The lookups run on daemon threads instead.
+    script = """
+import threading, time
+from chaosrunner.gameday.chat.display_names import DisplayNames
+names = DisplayNames(lambda user_id: time.sleep(600))
+assert names.resolve(["U1", "U2"], budget=0.1) == {}
+print("exiting", flush=True)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "exiting\n"), done.stderr

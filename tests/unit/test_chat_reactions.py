@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -166,6 +168,7 @@ def test_everything_else_is_answered_and_ignored(
 
 def test_a_body_that_is_not_a_json_object_is_a_400_after_verification(reactions: SlackReactions) -> None:
     timestamp = int(time.time())
+
     def headers(body: bytes) -> dict[str, str]:
         digest = hmac.new(SECRET.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256).hexdigest()
         return {"x-slack-request-timestamp": str(timestamp), "x-slack-signature": f"v0={digest}"}
@@ -196,3 +199,24 @@ def test_a_reaction_time_in_the_future_is_taken_as_now() -> None:
     broken = reaction()
     broken["event"]["event_ts"] = "soon"
     assert stopwatch_reaction(broken, now) is not None and stopwatch_reaction(broken, now).at == now  # type: ignore[union-attr]
+
+
+def test_a_reaction_stuck_on_slack_never_holds_the_process_open_at_exit(run: RunDir) -> None:
+    script = f"""
+import subprocess
+import sys
+import time
+from chaosrunner.engine.rundir import RunDir
+from chaosrunner.gameday.chat.inbound import RunContext
+from chaosrunner.gameday.chat.reactions import SlackReactions
+context = RunContext(RunDir.find({run.run_id!r}))
+reactions = SlackReactions("s", "C1", context, reader=lambda channel, ts: time.sleep(600))
+event = {{"type": "reaction_added", "user": "U1", "reaction": "stopwatch",
+          "item": {{"type": "message", "channel": "C1", "ts": "1.000001"}}}}
+assert reactions.act({{"type": "event_callback", "event": event}}).body == {{"ok": "noting"}}
+print("exiting", flush=True)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "exiting\n"), done.stderr

@@ -13,6 +13,11 @@ Names are remembered for the run (a person's display name rarely changes
 during a gameday, and asking Slack once per command would spend the budget
 every time); a failed lookup is not asked again for a minute, so a Slack that
 refuses the token is not asked on every command.
+
+Each lookup runs on a daemon thread of its own (at most ``MAX_ASKING`` at
+once; past that a name is simply not looked up this time): a lookup stuck on
+a Slack that does not answer must never hold the runner's process open at
+exit, which a thread pool's workers would (Python joins them).
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 
 RESOLVE_BUDGET = 1.5  # seconds one request may wait for names, all lookups together
 RETRY_FAILED_AFTER = 60.0
 MAX_REMEMBERED = 5_000  # names; a workspace's people, far more than a gameday's
-WORKERS = 4
+MAX_ASKING = 16  # lookups under way at once; a gameday has a handful of people
 
 Lookup = Callable[[str], "str | None"]
 
@@ -40,7 +45,7 @@ class DisplayNames:
         self._failed_until: dict[str, float] = {}
         self._pending: dict[str, Future[str | None]] = {}
         self._lock = threading.RLock()  # a lookup done at once runs its callback in our thread
-        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="chat-names")
+        self._closed = False
 
     def resolve(self, user_ids: Iterable[str], budget: float = RESOLVE_BUDGET) -> dict[str, str]:
         """The names known for ``user_ids`` within ``budget`` seconds; unknown ids are left out."""
@@ -54,7 +59,9 @@ class DisplayNames:
                 elif self._failed_until.get(user_id, 0.0) > self._clock():
                     continue
                 else:
-                    waiting[user_id] = self._pending.get(user_id) or self._ask(user_id)
+                    asked = self._pending.get(user_id) or self._ask(user_id)
+                    if asked is not None:
+                        waiting[user_id] = asked
         if waiting:
             wait(waiting.values(), timeout=max(0.0, deadline - self._clock()))
         for user_id, future in waiting.items():
@@ -63,10 +70,20 @@ class DisplayNames:
                 found[user_id] = name
         return found
 
-    def _ask(self, user_id: str) -> Future[str | None]:
-        future = self._pool.submit(self._lookup, user_id)
+    def _ask(self, user_id: str) -> Future[str | None] | None:
+        if self._closed or len(self._pending) >= MAX_ASKING:
+            return None
+        future: Future[str | None] = Future()
         self._pending[user_id] = future
         future.add_done_callback(lambda done: self._remember(user_id, done))
+
+        def look_up() -> None:
+            try:
+                future.set_result(self._lookup(user_id))
+            except Exception as error:  # any failure is "no name": the caller falls back
+                future.set_exception(error)
+
+        threading.Thread(target=look_up, name="chat-names", daemon=True).start()
         return future
 
     def _remember(self, user_id: str, future: Future[str | None]) -> None:
@@ -84,8 +101,8 @@ class DisplayNames:
                     self._failed_until.pop(next(iter(self._failed_until)))
 
     def close(self) -> None:
-        """Stop asking: lookups not started are dropped; one under way finishes on its own."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop asking; a lookup under way finishes on its own daemon thread."""
+        self._closed = True
 
 
 def slack_display_names(token: str, api_url: str, timeout: float = 5.0) -> DisplayNames:

@@ -19,7 +19,9 @@ Web API calls. So the request only verifies, checks and queues; one worker
 thread per run fetches the text (``conversations.history``, or
 ``conversations.replies`` for a reply in a thread, with the bot token:
 ``channels:history``) and the reacting person's name, then journals the note
-through ``gameday.marks.record``. A message is noted once: a second
+through ``gameday.marks.record`` (a daemon thread: reactions still waiting
+for a Slack that does not answer never hold the runner's process open at
+exit). A message is noted once: a second
 :stopwatch: on it (another person's, or Slack's retry of the same event)
 records nothing. Without a bot token the note says the text could not be read
 and names the person by id; every other event is answered 200 and ignored.
@@ -29,11 +31,11 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -122,7 +124,9 @@ class SlackReactions:
         self._queued = 0
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-reactions")
+        self._waiting: queue.Queue[Reaction | None] = queue.Queue()  # bounded by _queued, under the lock
+        self._worker: threading.Thread | None = None
+        self._closed = False
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Reply:
         refusal = slack_refusal(self.signing_secret, self.replays, body, headers, self.clock())
@@ -144,6 +148,8 @@ class SlackReactions:
             key = (reaction.channel, reaction.ts)
             if key in self._noted:
                 return Reply(200, {"ok": "this message is already a note"})
+            if self._closed:  # the run's server is stopping: nobody will note it
+                return Reply(200, {"ok": "ignored"})
             if self._queued >= MAX_QUEUED:
                 log.warning("chat: a :stopwatch: reaction was dropped: %d are waiting already", self._queued)
                 return Reply(200, {"ok": "busy"})
@@ -151,8 +157,15 @@ class SlackReactions:
             if len(self._noted) > MAX_NOTED:
                 self._noted.popitem(last=False)
             self._queued += 1
-        self._worker.submit(self._note, reaction)
+            if self._worker is None:  # started with the first reaction: most runs never get one
+                self._worker = threading.Thread(target=self._work, name="chat-reactions", daemon=True)
+                self._worker.start()
+        self._waiting.put(reaction)
         return Reply(200, {"ok": "noting"})
+
+    def _work(self) -> None:
+        while (reaction := self._waiting.get()) is not None:
+            self._note(reaction)
 
     def _note(self, reaction: Reaction) -> None:
         try:
@@ -183,7 +196,10 @@ class SlackReactions:
             return self._idle.wait_for(lambda: self._queued == 0, timeout=timeout)
 
     def close(self) -> None:
-        self._worker.shutdown(wait=False, cancel_futures=True)
+        """The worker stops after the reactions already queued; later ones are ignored."""
+        with self._lock:
+            self._closed = True
+        self._waiting.put(None)
 
 
 def slack_reader(token: str, api_url: str, timeout: float = 5.0) -> MessageReader:
