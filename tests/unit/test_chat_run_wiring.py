@@ -49,7 +49,8 @@ SLACK_BOT = {"slack": {"channel": "C1", "bot_token_env": "W_BOT"}}
 
 
 class Channel:
-    """A destination's post: records texts, answers as told (ok unless ``refuse``), may block."""
+    """A destination's post: records texts, answers as told (ok unless ``refuse``), may hang until
+    ``release`` (then it times out like a request would)."""
 
     def __init__(self, *, refuse: bool = False) -> None:
         self.texts: list[str] = []
@@ -58,7 +59,8 @@ class Channel:
         self.release.set()
 
     def post(self, text: str, timeout: float) -> PostResult:
-        self.release.wait(timeout)
+        if not self.release.wait(timeout):
+            return PostResult(ok=False, error="TimeoutError: no answer")  # as slack_api says it
         self.texts.append(text)
         if self.refuse:
             return PostResult(ok=False, status=200, error="channel_not_found")
