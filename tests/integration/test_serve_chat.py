@@ -1,12 +1,14 @@
 """`chaosrunner serve --chat`: two real live gamedays bound to two channels behind one chat endpoint.
 
 Two `chaosrunner run` processes in gameday mode on the real Prometheus, one
-Slack app (one signing secret) bound to C0ALPHA and C0BRAVO; one `chaosrunner
-serve --chat` with the same secret in its environment. Signed /gameday
-commands to each channel land in that run's journal with their author; a
+Slack app (one signing secret, one bot token) bound to C0ALPHA and C0BRAVO,
+its Web API a fake on loopback (``chat.slack.api_url``); one `chaosrunner
+serve --chat` with the same variables in its environment. Signed /gameday
+commands to each channel land in that run's journal with their author's
+display name; a :stopwatch: on a message in C0ALPHA becomes Alpha's note; a
 channel without a gameday and a forged signature record nothing; `mitigated`
 in each channel ends each run; once they have ended, their channels have no
-gameday.
+gameday. A run's own server answers Slack's events URL check too.
 """
 
 from __future__ import annotations
@@ -30,12 +32,26 @@ from urllib.parse import urlencode
 import pytest
 import yaml
 
+from tests.support.fake_slack_web import BOT_TOKEN, FakeSlackWeb
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "one-slack-app-for-both-gamedays"
 SERVE_LINE = re.compile(r"chaosrunner serve: http://127\.0\.0\.1:(\d+)/#token=")
 CHANNELS = {"Alpha gameday": "C0ALPHA", "Bravo gameday": "C0BRAVO"}
+NOTED_TS = "1767225600.000100"
+PEOPLE = {"UALICE": "Alice Liddell", "UBOB": "Bob Marley", "UCAROL": "Carol Danvers"}
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlackWeb]:
+    fake = FakeSlackWeb().start()
+    for user_id, name in PEOPLE.items():
+        fake.person(user_id, name)
+    fake.messages["C0ALPHA"] = [{"ts": NOTED_TS, "text": "rolled back checkout to v41"}]
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture
@@ -46,18 +62,26 @@ def env(tmp_path: Path) -> dict[str, str]:
         "CHAOSRUNNER_STATE_DIR": str(tmp_path / "state"),
         "PYTHONPATH": str(REPO),
         "GAMEDAY_SLACK_SECRET": SECRET,
+        "GAMEDAY_SLACK_BOT": BOT_TOKEN,
     }
 
 
-def scenario(tmp_path: Path, title: str, prometheus_url: str, pushgateway_url: str) -> Path:
+def scenario(tmp_path: Path, title: str, rig: dict[str, str]) -> Path:
     path = tmp_path / f"{CHANNELS[title]}.yaml"
     document = {
         "metadata": {"title": title, "owner": "tests", "expected_severity": "P3", "hypothesis": "h"},
-        "target": {"prometheus": prometheus_url, "pushgateway": pushgateway_url},
+        "target": {"prometheus": rig["prometheus"], "pushgateway": rig["pushgateway"]},
         "steady_state": [{"name": "up", "expr": "vector(1)", "comparator": ">=", "threshold": 1}],
         "faults": [{"name": "flag", "kind": "inprocess.flag", "params": {"flag": CHANNELS[title].lower()}}],
         "gameday": {"mode": "gameday", "max_duration": "120s", "check_interval": "200ms"},
-        "chat": {"slack": {"channel": CHANNELS[title], "signing_secret_env": "GAMEDAY_SLACK_SECRET"}},
+        "chat": {
+            "slack": {
+                "channel": CHANNELS[title],
+                "signing_secret_env": "GAMEDAY_SLACK_SECRET",
+                "bot_token_env": "GAMEDAY_SLACK_BOT",
+                "api_url": rig["slack"],
+            }
+        },
     }
     path.write_text(yaml.safe_dump(document))
     return path
@@ -113,13 +137,11 @@ class Process:
 
 @pytest.fixture
 def gamedays(
-    tmp_path: Path, env: dict[str, str], prometheus_url: str, pushgateway_url: str
+    tmp_path: Path, env: dict[str, str], prometheus_url: str, pushgateway_url: str, slack: FakeSlackWeb
 ) -> Iterator[dict[str, Process]]:
+    rig = {"prometheus": prometheus_url, "pushgateway": pushgateway_url, "slack": slack.api_url}
     started = {
-        title: Process(
-            ["run", str(scenario(tmp_path, title, prometheus_url, pushgateway_url))], env, tmp_path
-        )
-        for title in CHANNELS
+        title: Process(["run", str(scenario(tmp_path, title, rig))], env, tmp_path) for title in CHANNELS
     }
     try:
         for process in started.values():
@@ -140,31 +162,41 @@ def serve(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[Process, int]]:
         process.kill()
 
 
-def slash(port: int, channel: str, text: str, user: str, secret: str = SECRET) -> tuple[int, Any]:
-    body = urlencode(
-        {
-            "command": "/gameday",
-            "text": text,
-            "user_id": "U" + user.upper(),
-            "user_name": user,
-            "channel_id": channel,
-        }
-    ).encode()
+def signed_post(
+    port: int, path: str, body: bytes, content_type: str, secret: str = SECRET
+) -> tuple[int, Any]:
     timestamp = int(time.time())
     digest = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256).hexdigest()
     headers = {
-        "Host": "chat.example.net",  # Slack reaches serve through the team's proxy
-        "Content-Type": "application/x-www-form-urlencoded",
+        "Host": "chat.example.net",  # Slack reaches us through the team's proxy
+        "Content-Type": content_type,
         "X-Slack-Request-Timestamp": str(timestamp),
         "X-Slack-Signature": f"v0={digest}",
     }
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        connection.request("POST", "/chat/slack/commands", body=body, headers=headers)
+        connection.request("POST", path, body=body, headers=headers)
         answer = connection.getresponse()
         return answer.status, json.loads(answer.read() or b"null")
     finally:
         connection.close()
+
+
+def slash(port: int, channel: str, text: str, user: str, secret: str = SECRET) -> tuple[int, Any]:
+    form = {
+        "command": "/gameday",
+        "text": text,
+        "user_id": "U" + user.upper(),
+        "user_name": user,
+        "channel_id": channel,
+    }
+    return signed_post(
+        port, "/chat/slack/commands", urlencode(form).encode(), "application/x-www-form-urlencoded", secret
+    )
+
+
+def event(port: int, payload: dict[str, Any]) -> tuple[int, Any]:
+    return signed_post(port, "/chat/slack/events", json.dumps(payload).encode(), "application/json")
 
 
 def journals(state: Path) -> dict[str, list[dict[str, Any]]]:
@@ -183,35 +215,61 @@ def test_one_chat_endpoint_routes_each_channel_to_its_live_gameday(
     env: dict[str, str], gamedays: dict[str, Process], serve: tuple[Process, int]
 ) -> None:
     served, port = serve
+    state = Path(env["CHAOSRUNNER_STATE_DIR"])
     assert slash(port, "C0ALPHA", "sev P2", "alice") == (
         200,
-        {"response_type": "ephemeral", "text": "recorded: sev P2 by alice"},
+        {"response_type": "ephemeral", "text": "recorded: sev P2 by Alice Liddell"},
     )
-    assert slash(port, "C0BRAVO", "ic <@UBOB|bob>", "carol")[1]["text"] == "recorded: ic bob by carol"
+    assert (
+        slash(port, "C0BRAVO", "ic <@UBOB|bob>", "carol")[1]["text"]
+        == "recorded: ic Bob Marley by Carol Danvers"
+    )
     assert slash(port, "C0CHARLIE", "sev P1", "dave")[1]["text"] == "no gameday is live in this channel"
     assert slash(port, "C0ALPHA", "sev P1", "mallory", secret="a guess")[0] == 401
-    assert slash(port, "C0ALPHA", "mitigated", "alice")[1]["text"] == "recorded: mitigated by alice"
-    assert slash(port, "C0BRAVO", "mitigated", "bob")[1]["text"] == "recorded: mitigated by bob"
+
+    # A :stopwatch: on a message in Alpha's channel: Alpha's note, by the person who reacted.
+    reaction = {
+        "type": "reaction_added",
+        "user": "UCAROL",
+        "reaction": "stopwatch",
+        "item": {"type": "message", "channel": "C0ALPHA", "ts": NOTED_TS},
+        "event_ts": f"{time.time():.6f}",
+    }
+    assert event(port, {"type": "event_callback", "event": reaction}) == (200, {"ok": "noting"})
+    deadline = time.monotonic() + 30
+    while len(marks(journals(state)["Alpha gameday"])) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    # A run's own server answers Slack's events URL check as well.
+    own = gamedays["Bravo gameday"].wait_for_line(r"POST JSON events to http://127\.0\.0\.1:(\d+)")
+    assert event(int(own.group(1)), {"type": "url_verification", "challenge": "c-42"}) == (
+        200,
+        {"challenge": "c-42"},
+    )
+
+    assert slash(port, "C0ALPHA", "mitigated", "alice")[1]["text"] == "recorded: mitigated by Alice Liddell"
+    assert slash(port, "C0BRAVO", "mitigated", "bob")[1]["text"] == "recorded: mitigated by Bob Marley"
     for title, process in gamedays.items():
         assert process.finish() == 0, "".join(process.lines)
         assert any("the team mitigated" in line for line in process.lines), title
 
-    by_title = journals(Path(env["CHAOSRUNNER_STATE_DIR"]))
+    by_title = journals(state)
     assert marks(by_title["Alpha gameday"]) == [
-        ("severity", "P2", "alice", "slack"),
-        ("mitigated", "", "alice", "slack"),
+        ("severity", "P2", "Alice Liddell", "slack"),
+        ("note", "rolled back checkout to v41", "Carol Danvers", "slack"),
+        ("mitigated", "", "Alice Liddell", "slack"),
     ]
     assert marks(by_title["Bravo gameday"]) == [
-        ("ic", "bob", "carol", "slack"),
-        ("mitigated", "", "bob", "slack"),
+        ("ic", "Bob Marley", "Carol Danvers", "slack"),
+        ("mitigated", "", "Bob Marley", "slack"),
     ]
 
     # The runs are over: nothing is live in their channels any more.
     assert slash(port, "C0ALPHA", "note late", "alice")[1]["text"] == "no gameday is live in this channel"
-    assert len(marks(journals(Path(env["CHAOSRUNNER_STATE_DIR"]))["Alpha gameday"])) == 2
+    assert len(marks(journals(state)["Alpha gameday"])) == 3
 
     served.popen.send_signal(signal.SIGTERM)
     assert served.finish() == 0
     output = "".join(served.lines)
     assert "chat for every live gameday at http://127.0.0.1:" in output
-    assert SECRET not in output and "Traceback" not in output
+    assert SECRET not in output and BOT_TOKEN not in output and "Traceback" not in output
