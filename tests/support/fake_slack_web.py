@@ -30,6 +30,7 @@ class FakeSlackWeb:
     people: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> Slack's user object
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     asked: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    answered: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # once the answer is sent
     delay: dict[str, float] = field(default_factory=dict)  # method -> seconds before answering
     failing: set[str] = field(default_factory=set)  # methods answered with a 500
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -75,6 +76,17 @@ class FakeSlackWeb:
         with self._lock:
             return [params for name, params in self.asked if name == method]
 
+    def wait_answered(self, method: str, key: str, values: set[str], timeout: float = 30.0) -> None:
+        """Until ``method`` has been answered for every one of ``values`` of parameter ``key``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                done = {params.get(key) for name, params in self.answered if name == method}
+            if values <= done:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"{method} was not answered for {sorted(values - done)}")
+
     # -- inside ---------------------------------------------------------------------------
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
@@ -88,6 +100,13 @@ class FakeSlackWeb:
         with self._lock:
             self.asked.append((method, params))
         time.sleep(self.delay.get(method, 0.0))
+        try:
+            self._reply(handler, method, params)
+        finally:
+            with self._lock:
+                self.answered.append((method, params))
+
+    def _reply(self, handler: BaseHTTPRequestHandler, method: str, params: dict[str, str]) -> None:
         if method in self.failing:
             self._answer(handler, 500, {"ok": False, "error": "internal_error"})
         elif handler.headers.get("Authorization") != f"Bearer {self.token}":
