@@ -66,6 +66,13 @@ def test_firing_assertion_carries_labels_and_rendered_annotations() -> None:
     ]
 
 
+def test_templates_see_the_expressions_labels_not_the_ones_the_rule_adds() -> None:
+    adds_severity = RuleToTest("HighErrors", 0, 0, 1, {"summary": "{{ $labels.job }}/{{ $labels.severity }}"})
+    adds_severity = RuleToTest(**{**adds_severity.__dict__, "rule_labels": frozenset({"severity"})})
+    [_, firing] = assertions_for(history("........FFFFFFF..."), adds_severity, step=1.0)
+    assert firing.annotations == [{"summary": "api/"}]
+
+
 def test_annotations_beyond_labels_are_reported_not_guessed() -> None:
     assert render_annotation("{{ $labels.job }} at {{ $value }}", {"job": "api"}) is None
     assert render_annotation("{{.Labels.job}} down", {"job": "api"}) == "api down"

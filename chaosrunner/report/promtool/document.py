@@ -46,6 +46,7 @@ class RuleToTest:
     lookback_seconds: float  # the longest range/offset its expression reads
     eval_interval: float  # its group's interval, else Prometheus' global one
     annotations: dict[str, str] = field(default_factory=dict)
+    rule_labels: frozenset[str] = frozenset()  # labels the rule adds: not in $labels when templates render
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,9 @@ def assertions_for(history: AlertHistory, rule: RuleToTest, step: float) -> list
         label_sets = [dict(pairs) for pairs in sorted(history.firing[firing_at])]
         annotations = []
         for labels in label_sets:
-            rendered = {name: render_annotation(text, labels) for name, text in rule.annotations.items()}
+            # Prometheus renders templates with the expression's labels, before the rule's are added.
+            own = {key: value for key, value in labels.items() if key not in rule.rule_labels}
+            rendered = {name: render_annotation(text, own) for name, text in rule.annotations.items()}
             annotations.append({name: text for name, text in rendered.items() if text is not None})
         found.append(Assertion(rule.name, firing_at * step, label_sets, annotations))
     return found

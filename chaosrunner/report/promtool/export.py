@@ -337,6 +337,7 @@ def _rule_to_test(
         lookback_seconds=lookback,
         eval_interval=max(intervals) if intervals else global_eval,
         annotations=annotations,
+        rule_labels=frozenset(label for rule in file_rules for label in rule.labels),
     )
 
 

@@ -26,6 +26,7 @@ class FileRule:
     for_seconds: float
     interval_seconds: float | None
     annotations: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 def _seconds(value: Any, where: str) -> float:
@@ -70,8 +71,9 @@ def read_rule_file(path: Path) -> list[FileRule]:
                 continue  # recording rules: promtool evaluates them, we assert nothing about them
             where = f"rule file {path}: groups[{number}].rules[{index}]"
             annotations = rule.get("annotations") or {}
-            if not isinstance(annotations, dict):
-                raise UsageError(f"{where}.annotations: expected a mapping")
+            labels = rule.get("labels") or {}
+            if not isinstance(annotations, dict) or not isinstance(labels, dict):
+                raise UsageError(f"{where}: labels and annotations must be mappings")
             rules.append(
                 FileRule(
                     name=str(rule["alert"]),
@@ -80,6 +82,7 @@ def read_rule_file(path: Path) -> list[FileRule]:
                     for_seconds=_seconds(rule.get("for"), f"{where}.for"),
                     interval_seconds=interval,
                     annotations={str(key): str(value) for key, value in annotations.items()},
+                    labels={str(key): str(value) for key, value in labels.items()},
                 )
             )
     return rules
