@@ -188,3 +188,22 @@ def test_export_refuses_an_unknown_alert_and_bounds_what_it_fetches(
     assert not out.exists()  # nothing half-done
     done = run_chaosrunner("export-promtool", "20990101-000000-nosuch", "-o", str(out))
     assert done.returncode == 2 and "no run" in done.stderr
+
+
+def test_a_run_journaled_without_alert_rules_falls_back_to_prometheus_and_says_so(
+    fired_run: dict[str, Any], tmp_path: Path
+) -> None:
+    runs = tmp_path / "state" / "runs"
+    older = runs / (
+        fired_run["run_id"][:-6] + "01d000"
+    )  # the same run, as a version before the event journaled it
+    older.mkdir(mode=0o700)
+    lines = (runs / fired_run["run_id"] / "journal.jsonl").read_text().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line)["type"] != "alert_rules"]
+    (older / "journal.jsonl").write_text("".join(kept))
+    out = tmp_path / "older.yml"
+    done = run_chaosrunner("export-promtool", older.name, "--alert", fired_run["alert"], "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "alert rules: fetched from" in text and "the journal has no alert_rules event" in text
+    assert promtool(out).returncode == 0
