@@ -90,8 +90,8 @@ def run(
         [*listeners, gameday, show_links_once(gameday), *([publisher] if publisher else [])]
     )
 
-    def report_then_linger(report_file: Path | None) -> None:
-        gameday.report_written(report_file)
+    def report_then_linger(report_file: Path | None, outcome: Any) -> None:
+        gameday.report_written(report_file, outcome)
         gameday.linger(linger_seconds)
 
     try:
@@ -163,7 +163,8 @@ def finish_run(
 ) -> None:
     """The end of every run: the result, the summary (gameday), the report, the exit code.
 
-    ``on_report`` is told where the HTML report is (None when it was not written), before the exit.
+    ``on_report`` is told where the HTML report is (None when it was not written) and the gameday's
+    debrief (None for an automated run, or when it could not be made), before the exit.
     """
     if as_json:
         echo_json(
@@ -182,9 +183,13 @@ def finish_run(
         if gameday_mode:
             click.echo()
             outcome = guarded("the gameday summary", summarise, result.run_id, metrics)
-    report_file = guarded("the report", write_report_at_end, outcome or result.run_id, metrics, as_json)
+    elif gameday_mode and on_report is not None:  # no summary on stdout, but the channel hears the score
+        outcome = guarded("the gameday debrief", debrief_quietly, result.run_id, metrics)
+    written = guarded("the report", write_report_at_end, outcome or result.run_id, metrics, as_json)
+    report_file: Path | None = written.files.get("html") if written is not None else None
+    guarded("the results store", record_in_results, result.run_id, written, as_json)
     if on_report is not None:
-        guarded("the console's report", on_report, report_file)
+        guarded("the console's report", on_report, report_file, outcome)
     raise SystemExit(result.exit_code)
 
 
@@ -197,10 +202,16 @@ def summarise(run_id: str, metrics: Any) -> Any:
     return outcome
 
 
-def write_report_at_end(run: Any, metrics: Any, to_stderr: bool) -> Path | None:
+def debrief_quietly(run_id: str, metrics: Any) -> Any:
+    from chaosrunner.gameday.debrief import debrief
+
+    return debrief(run_id, metrics)
+
+
+def write_report_at_end(run: Any, metrics: Any, to_stderr: bool) -> Any:
     """Every run ends with its debrief report; a report that fails never changes the exit code.
 
-    Returns the HTML report's path (None when it was not written)."""
+    Returns the ``WrittenReport`` (None when it was not written)."""
     from chaosrunner.errors import ChaosrunnerError
     from chaosrunner.report.writer import write_run_report
 
@@ -211,8 +222,15 @@ def write_report_at_end(run: Any, metrics: Any, to_stderr: bool) -> Path | None:
         return None
     # With --json, stdout is the JSON document alone: where the report is goes to stderr.
     click.echo(f"report: {written.main}", err=to_stderr)
-    html: Path | None = written.files.get("html")
-    return html
+    return written
+
+
+def record_in_results(run_id: str, written: Any, to_stderr: bool) -> None:
+    """The run's report JSON beside its journal and into the results store (a failure is a warning)."""
+    from chaosrunner.results.record import record_finished_run
+
+    recorded = record_finished_run(run_id, written.files.get("json") if written is not None else None)
+    click.echo(f"results: {'stored' if recorded.new else 'updated'} in {recorded.where}", err=to_stderr)
 
 
 @click.command()

@@ -35,6 +35,7 @@ from typing import Any
 
 from chaosrunner.durations import format_duration
 from chaosrunner.engine import killswitch
+from chaosrunner.engine.alert_rules import alert_rules_fields
 from chaosrunner.engine.conditions import ConditionStatus, all_hold, representative_value
 from chaosrunner.engine.go_gate import wait_for_go
 from chaosrunner.engine.http_checks import probe as probe_http
@@ -312,6 +313,8 @@ class Runner:
         )
         if needs_prometheus and self.metrics is None:
             raise ServiceUnreachable("this scenario needs Prometheus, but none is configured")
+        # Every loaded alert rule, for detection coverage; advisory, never stops the run.
+        self.emit("alert_rules", **alert_rules_fields(self.scenario, self.metrics))
         for check in self.scenario.steady_state:
             sample = self._query(check.expr)
             value, _ = representative_value(check, sample)
