@@ -13,6 +13,7 @@ scope (no pydantic, docker, kubernetes, psycopg or matplotlib), so
 from __future__ import annotations
 
 import importlib
+import keyword
 import os
 import sys
 from pathlib import Path
@@ -37,9 +38,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mark": ("gameday_commands", "Record what the team did during a gameday."),
     "score": ("gameday_commands", "TTD, TTM, TTR and the team's score for a run."),
     "go": ("gameday_commands", "Go or no-go for a gameday waiting on its run sheet."),
+    "import": ("import_commands", "Bring Chaos Toolkit experiments and run journals over."),
     "import-chat": ("gameday_commands", "Score what the team wrote: marks from a Slack/Mattermost export."),
     "report": ("report_commands", "Write a run's debrief report (HTML, Markdown, JSON)."),
+    "export-promtool": ("promtool_commands", "A run's detection as a promtool rule test, for CI."),
     "history": ("report_commands", "TTD, TTM and score across runs of a scenario."),
+    "coverage": ("coverage_commands", "Which failures the alerts catch, how fast, and which are noise."),
+    "results": ("results_commands", "The results store: where it is; `sync` this machine's runs into it."),
     "serve": ("serve_commands", "Browse past runs and their reports in the console."),
     "demo": ("demo_commands", "Play a whole gameday on the embedded sandbox."),
     "schedule": ("schedule_commands", "Scheduled chaos: daemon, next runs, CronJob export."),
@@ -58,7 +63,10 @@ class ChaosrunnerGroup(click.Group):
         if entry is None:
             return None
         module = importlib.import_module(f"chaosrunner.cli.{entry[0]}")
-        command: click.Command = getattr(module, cmd_name.replace("-", "_"))  # import-chat: import_chat
+        attribute = cmd_name.replace("-", "_")  # import-chat: import_chat
+        if keyword.iskeyword(attribute):  # import: import_
+            attribute += "_"
+        command: click.Command = getattr(module, attribute)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
