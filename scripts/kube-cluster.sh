@@ -423,6 +423,29 @@ start_etcd() {
   done
 }
 
+# Some components running but the cluster not ready: left by another job, or
+# being torn down by whoever started them (a CI machine reused after a
+# session). Adopting them means waiting on processes that may die under us, so
+# stop them and start every component ourselves.
+restart_partial_cluster() {
+  local c running=()
+  for c in "${COMPONENTS[@]}"; do comp_pid "$c" >/dev/null && running+=("$c"); done
+  [ ${#running[@]} -eq 0 ] && return 0
+  log "a partial cluster is running (${running[*]}) but not ready; restarting it"
+  cmd_stop
+}
+
+# One more attempt when the first fails: a component that exits while we wait
+# (killed from outside, or a port still held by a dying process) is usually
+# fine the second time, from a clean stop.
+cmd_start_retrying() {
+  if "${BASH_SOURCE[0]}" start-once; then return 0; fi
+  log "start failed; stopping what started and trying once more"
+  cmd_stop
+  sleep 2
+  cmd_start
+}
+
 cmd_start() {
   local t0; t0=$(date +%s)
   mkdir -p "$STATE/run" "$STATE/logs"
@@ -435,6 +458,7 @@ cmd_start() {
   ensure_docker
   ensure_images
   clear_stale_state
+  restart_partial_cluster
   gen_pki
   local p="$STATE/pki" deadline=$(( $(date +%s) + START_TIMEOUT ))
   mkdir -p "$STATE/etcd" "$STATE/kubelet"
@@ -544,9 +568,10 @@ cmd_env() {
 
 case "${1:-}" in
   build) cmd_build ;;
-  start) cmd_start ;;
+  start) cmd_start_retrying ;;
+  start-once) cmd_start ;;
   stop) cmd_stop ;;
-  restart) cmd_stop; cmd_start ;;
+  restart) cmd_stop; cmd_start_retrying ;;
   status) cmd_status ;;
   env) cmd_env ;;
   kubectl) shift; exec "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" "$@" ;;
