@@ -86,8 +86,10 @@ def merged_history(scenario: str | None, state: Path) -> MergedHistory:
             ]
     except ChaosrunnerError as error:
         return MergedHistory(local, warnings=[f"results store unreadable, this state folder only: {error}"])
-    by_run = {entry.run_id: entry for entry in local}
-    by_run.update({entry.run_id: entry for entry in stored})
+    # This machine's own runs are read from their journals, the source of truth here (and what
+    # `serve` lists, to the microsecond); the store adds the runs other machines recorded.
+    by_run = {entry.run_id: entry for entry in stored}
+    by_run.update({entry.run_id: entry for entry in local})
     entries = sorted(by_run.values(), key=_order)
     return MergedHistory(entries, store=where)
 

@@ -152,7 +152,7 @@ def test_history_reads_the_store_across_machines_and_falls_back_to_this_folder(
 
     merged = merged_history(TITLE, state)
     assert [(e.run_id, e.source) for e in merged.entries] == [
-        ("20250301-090000-aaaaaa", f"store:{os.uname().nodename}"),
+        ("20250301-090000-aaaaaa", "journal"),  # this machine's own run: its journal is the truth here
         ("20250302-090000-bbbbbb", "store:laptop"),
         ("20250303-090000-cccccc", "journal"),
     ]
