@@ -135,7 +135,7 @@ def test_an_imported_pod_termination_experiment_kills_the_pods_it_names(
     assert killed == web  # qty 2: both labelled pods, and nothing else
     wait_for("the killed pods gone", lambda: all(pod_gone(kube_api, kube_namespace, name) for name in web))
     # The HTTP steady-state check held before injecting, and again (with the rest) after the revert.
-    (before,) = [e for e in events if e["type"] == "check" and e["name"] == "web-answers-up"]
+    (before,) = [e for e in events if e["type"] == "check" and e["name"] == "steady state web-answers-up"]
     assert before["ok"] is True
     returned = [e for e in events if e["type"] == "check" and e["name"] == "steady state returned"]
     assert returned and returned[-1]["ok"] is True
