@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from chaosrunner.engine.journal import JournalEvent, read_events
 from chaosrunner.engine.rundir import RunDir, all_runs
@@ -182,6 +183,28 @@ def _signing(secrets: set[str], body: bytes, headers: Mapping[str, str], now: fl
     return {secret for secret in secrets if slack_signed(secret, body, headers, now)}
 
 
+H = TypeVar("H", SlackCommands, SlackReactions)
+
+
+def _verified(
+    live: LiveGamedays,
+    replays: ReplayGuard,
+    kind: type[H],
+    body: bytes,
+    headers: Mapping[str, str],
+    now: float,
+) -> list[H] | Reply:
+    """The live runs' ``kind`` handlers whose secret signed the request, or the refusal to answer
+    (401 when no secret signed it, the replay guard's answer for a request seen before)."""
+    signing = _signing(live.slack_secrets(), body, headers, now)
+    if not signing:
+        return unauthorized(BAD_SIGNATURE)
+    refusal = replay_refusal(replays, headers, now)
+    if refusal is not None:
+        return refusal
+    return [h for h in live.handlers() if isinstance(h, kind) and h.signing_secret in signing]
+
+
 @dataclass
 class RoutedSlackCommands:
     live: LiveGamedays
@@ -192,15 +215,9 @@ class RoutedSlackCommands:
     content: str = "form"
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Reply:
-        now = self.clock()
-        runs = [h for h in self.live.handlers() if isinstance(h, SlackCommands)]
-        signing = _signing(self.live.slack_secrets(), body, headers, now)
-        if not signing:
-            return unauthorized(BAD_SIGNATURE)
-        verified = [run for run in runs if run.signing_secret in signing]
-        refusal = replay_refusal(self.replays, headers, now)
-        if refusal is not None:
-            return refusal
+        verified = _verified(self.live, self.replays, SlackCommands, body, headers, self.clock())
+        if isinstance(verified, Reply):
+            return verified
         try:
             form = read_form(body)
         except UsageError as error:
@@ -219,15 +236,9 @@ class RoutedSlackEvents:
     content: str = "json"
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Reply:
-        now = self.clock()
-        runs = [h for h in self.live.handlers() if isinstance(h, SlackReactions)]
-        signing = _signing(self.live.slack_secrets(), body, headers, now)
-        if not signing:
-            return unauthorized(BAD_SIGNATURE)
-        verified = [run for run in runs if run.signing_secret in signing]
-        refusal = replay_refusal(self.replays, headers, now)
-        if refusal is not None:
-            return refusal
+        verified = _verified(self.live, self.replays, SlackReactions, body, headers, self.clock())
+        if isinstance(verified, Reply):
+            return verified
         payload = read_event(body)
         if payload is None:
             return Reply(400, {"error": "the body is not a JSON object"})
