@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import json
 import signal
 import sys
 import threading
@@ -179,9 +180,11 @@ class FakeNodes:
             return
         pool = ThreadPoolExecutor(WORKERS, thread_name_prefix=f"{self.prefix}-cleanup")
         try:
+            # Nodes first: once they are gone the scheduler cannot bind the replacements that
+            # controllers make for the pods deleted next.
+            list(pool.map(self._delete_node, self.names))
             pods = [pod for pod in self.api.list("pods") if self._ours(pod)]
             list(pool.map(self._force_delete, pods))
-            list(pool.map(self._delete_node, self.names))
         finally:
             pool.shutdown(wait=True)
             self._leases.close()
@@ -294,7 +297,7 @@ class FakeNodes:
             try:
                 while not self._stop.is_set():
                     version = self._follow(version)
-            except ChaosrunnerError as exc:
+            except Exception as exc:  # the background work must go on; errors are noted
                 self._note(f"pod watch: {exc}")
                 self._stop.wait(1.0)
 
@@ -348,7 +351,7 @@ class FakeNodes:
     def _guarded(self, work: Callable[..., None], *args: Any) -> None:
         try:
             work(*args)
-        except ChaosrunnerError as exc:
+        except Exception as exc:  # the background work must go on; errors are noted
             self._note(f"{work.__name__}: {exc}")
 
     def _mark_running(self, pod: Obj, ip: str) -> None:
@@ -400,7 +403,7 @@ class FakeNodes:
     def _settle(self, future: Future[None]) -> None:
         try:
             future.result()
-        except ChaosrunnerError as exc:
+        except Exception as exc:  # the background work must go on; errors are noted
             self._note(str(exc))
 
     def _note(self, message: str) -> None:
@@ -409,6 +412,11 @@ class FakeNodes:
             del self.errors[:-50]
 
     # ------------------------------------------------------------------ for tests
+
+    def lease(self, node: str) -> Obj | None:
+        """The node's Lease in kube-node-lease (None when there is none)."""
+        lease: Obj | None = self._leases.get(node)
+        return lease
 
     def running(self, namespace: str, labels: str | None = None) -> list[Obj]:
         """Pods in ``namespace`` (matching ``labels``) that are Running on our nodes."""
@@ -494,6 +502,28 @@ class _LeaseClient:
             status = self._request("POST", path, body)
         if not 200 <= status <= 299:
             raise ChaosrunnerError(f"lease of {node}: HTTP {status}")
+
+    def get(self, node: str) -> Obj | None:
+        from kubernetes.client.exceptions import ApiException
+
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/{node}"
+        request = self._client.param_serialize(
+            method="GET",
+            resource_path=path,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self._client.call_api(*request, _request_timeout=(5.0, 30.0))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if response.status == 404:
+            response.read()
+            return None
+        lease: Obj = json.loads(response.read())
+        return lease
 
     def delete(self, node: str) -> None:
         self._request(
