@@ -94,6 +94,7 @@ def describe_event(event: dict[str, Any]) -> str | None:
         "alert": lambda: (
             f"alert {event['name']} {event['state']} ({event['source']}, since {event['since'][11:19]})"
         ),
+        "alert_rules": lambda: describe_alert_rules(event),
         "faults_ending": lambda: f"mitigated: {event['reason']} - reverting",
         "mitigation_unconfirmed": lambda: f"not yet: {event['detail']}",
         "escalation_due": lambda: f"ESCALATION DUE: {event['detail']}",
@@ -106,6 +107,18 @@ def describe_event(event: dict[str, Any]) -> str | None:
         + ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("type", "time", "offset"))
     )
     return safe_text(line)
+
+
+def describe_alert_rules(event: dict[str, Any]) -> str:
+    # One line, not the rules themselves: there may be hundreds, and the report lists them.
+    if event.get("error"):
+        return f"alert rules: not read ({event['error']}); detection coverage will lack this run"
+    count = len(event.get("rules") or [])
+    return (
+        f"alert rules: {count} read from Prometheus for detection coverage"
+        if count
+        else ("alert rules: Prometheus has none loaded; detection coverage will be empty")
+    )
 
 
 def describe_go(event: dict[str, Any]) -> str:

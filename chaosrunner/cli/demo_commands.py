@@ -85,6 +85,8 @@ def demo(interactive: bool, down: bool, up_only: bool, plain: bool, linger: str)
     click.echo(f"\njournal: {run.result.journal_path}")
     if run.report is not None:
         click.echo(f"report:  {run.report}")
+    if run.stored:
+        click.echo(f"results: {run.stored}")
     raise SystemExit(run.result.exit_code)
 
 

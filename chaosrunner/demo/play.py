@@ -48,6 +48,8 @@ class DemoRun:
     debrief: Debrief
     responder_log: list[str] = field(default_factory=list)
     report: Path | None = None
+    stored: str = ""
+    """Where the results store keeps the run ("sqlite PATH"), or why it could not."""
 
 
 def interactive_instructions(run_id: str, sandbox: Sandbox, links: ConsoleLinks | None) -> str:
@@ -129,11 +131,26 @@ def play(
                 if actor is not None:
                     actor.close()
         outcome = debrief(result.run_id, metrics)
-        report = write_run_report(outcome, metrics=metrics).main
+        written = write_run_report(outcome, metrics=metrics)
+        report = written.main
+        stored = _store_result(result.run_id, written.files.get("json"))
         session.report_written(report)
         if after_report is not None:
             after_report()
     finally:
         session.close()
     log = (facilitator.log if facilitator else []) + (responder.log if responder else [])
-    return DemoRun(result, outcome, log, report)
+    return DemoRun(result, outcome, log, report, stored)
+
+
+def _store_result(run_id: str, report_json: Path | None) -> str:
+    """The demo's run joins the results store like any run, so `chaosrunner coverage` has data at once.
+
+    A store that cannot take it is a line in the output, never the demo's outcome."""
+    from chaosrunner.errors import ChaosrunnerError
+    from chaosrunner.results.record import record_finished_run
+
+    try:
+        return f"stored in {record_finished_run(run_id, report_json).where}"
+    except (ChaosrunnerError, OSError) as error:
+        return f"not stored ({error}); try `chaosrunner results sync`"

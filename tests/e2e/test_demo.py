@@ -52,6 +52,11 @@ def test_the_demo_plays_a_whole_gameday_and_prints_the_debrief(env: dict[str, st
             and score["timings"]["ttm_seconds"] > score["timings"]["ttd_seconds"]
         )
         assert score["verdict"]["hypothesis_held"] is True
+        # The run is in the results store at once: coverage shows the demo's alerts catching it.
+        assert "results: stored in sqlite" in out, out[-1000:]
+        coverage = json.loads(chaosrunner(env, "coverage", "--json").stdout)
+        verdicts = {row["alert"]: row["verdict"] for row in coverage["rows"]}
+        assert coverage["runs"] == 1 and verdicts.get("DemoCheckoutDbPoolSaturated") == "caught", coverage
         # A second demo on the running sandbox works too (`make demo` twice).
         again = chaosrunner(env, "demo", "--plain")
         assert again.returncode == 0, again.stdout[-2000:]

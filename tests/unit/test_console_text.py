@@ -165,3 +165,30 @@ def test_the_live_panel_says_when_each_condition_aborts(runner: Any) -> None:
     assert "aborts when" in output
     row = next(line for line in output.splitlines() if "errors" in line and "7.5" in line)
     assert "> 5" in row and "BREACHED" in row
+
+
+@pytest.mark.parametrize(
+    ("fields", "line"),
+    [
+        (
+            {
+                "rules": [{"name": "HighLatency"}, {"name": "PoolExhausted"}],
+                "source": "prometheus",
+                "error": None,
+            },
+            "alert rules: 2 read from Prometheus for detection coverage",
+        ),
+        (
+            {"rules": [], "source": "prometheus", "error": None},
+            "alert rules: Prometheus has none loaded; detection coverage will be empty",
+        ),
+        (
+            {"rules": [], "source": "unavailable", "error": "no Prometheus configured"},
+            "alert rules: not read (no Prometheus configured); detection coverage will lack this run",
+        ),
+    ],
+)
+def test_the_alert_rules_line_counts_rules_instead_of_printing_them(
+    fields: dict[str, Any], line: str
+) -> None:
+    assert describe_event({"type": "alert_rules", "time": "t", "offset": 1.0, **fields}) == line
