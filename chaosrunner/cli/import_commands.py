@@ -59,6 +59,7 @@ def ctk(file: Path, out: Path | None, skip_unsupported: bool) -> None:
 @click.argument("journal", type=click.Path(dir_okay=False, path_type=Path))
 def ctk_journal(journal: Path) -> None:
     """A Chaos Toolkit run journal (journal.json) -> a run in our history, with a report."""
+    from chaosrunner.cli.run_commands import guarded, record_in_results
     from chaosrunner.importers.ctk_journal import import_journal
 
     run = import_journal(journal)
@@ -68,3 +69,5 @@ def ctk_journal(journal: Path) -> None:
         f"{run.activities} activities, {run.checks} steady-state probe results"
     )
     click.echo(f"report: chaosrunner report {run.run_id} --offline")
+    # Into the store too, which `coverage` and other machines' `history` read.
+    guarded("the results store", record_in_results, run.run_id, None, False)

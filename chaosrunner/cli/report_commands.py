@@ -33,6 +33,20 @@ def report(run_id: str, formats: str, out: Path | None, offline: bool) -> None:
     for name, path in written.files.items():
         if name in ("html", "md", "json"):
             click.echo(f"{name:5} {path}")
+    if "json" in written.files:
+        refresh_results(run_id, written)
+
+
+def refresh_results(run_id: str, written: Any) -> None:
+    """A finished run's store entry becomes the report just written (it may now have Prometheus data).
+
+    A live run's report is a snapshot, not a result: the store waits for its end."""
+    from chaosrunner.cli.run_commands import guarded, record_in_results
+    from chaosrunner.engine.rundir import RunDir
+    from chaosrunner.results.record import finished
+
+    if finished(RunDir.find(run_id)):
+        guarded("the results store", record_in_results, run_id, written, False)
 
 
 @click.command()

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from chaosrunner.cli import cli
 from chaosrunner.engine.rundir import all_runs
+from chaosrunner.results.store import open_store
 
 JOURNAL = Path(__file__).parents[1] / "corpus" / "ctk" / "journal-deviated.json"
 
@@ -25,13 +26,16 @@ def run_cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_the_imported_run_is_listed_in_history_and_its_report_renders(tmp_path: Path) -> None:
+def test_the_imported_run_is_listed_in_history_and_its_report_renders(tmp_path: Path, state: Path) -> None:
     code, output = run_cli("import", "ctk-journal", str(JOURNAL))
     assert code == 0, output
     (run,) = all_runs()
     assert run.run_id.startswith("20240312-093001-")  # named by when it ran, so runs sort in time
     assert f"imported run {run.run_id}" in output and "deviated" in output
     assert run.journal_path.stat().st_mode & 0o777 == 0o600
+    assert "results: stored in sqlite" in output  # where coverage and other machines' history read
+    with open_store(state) as store:
+        assert store.run_ids() == {run.run_id}
 
     code, output = run_cli("runs")
     assert code == 0 and run.run_id in output and "deviated" in output
@@ -47,6 +51,7 @@ def test_the_imported_run_is_listed_in_history_and_its_report_renders(tmp_path: 
     out = tmp_path / "report"
     code, output = run_cli("report", run.run_id, "--out", str(out), "--format", "md,json")
     assert code == 0, output
+    assert "results: updated in sqlite" in output  # a rewritten report refreshes the stored one
     markdown = (out / "report.md").read_text()
     assert "terminate-checkout-pod" in markdown and "succeeded in 2.70s" in markdown
     assert "notify-team" in markdown and "slack token missing" in markdown  # the failed activity's error
