@@ -4,8 +4,9 @@ The rules that make "always revert" true live here:
 
 - the revert record is journaled (fsync'd) *before* ``inject`` is called;
 - ``revert`` may be called while ``inject`` is still running (an abort does
-  not wait for a slow inject): it reverts with the planned record at once, and
-  the inject thread reverts again with the complete record when it returns;
+  not wait for a slow inject): it first tells the fault to ``halt`` (its inject
+  starts no further side effects), reverts with the planned record at once,
+  and the inject thread reverts again with the complete record when it returns;
 - a failed inject is reverted too, since it may have half-happened;
 - reverts retry with tenacity (bounded) and a revert of a reverted fault is a
   no-op, so every exit path can simply call ``revert`` without bookkeeping;
@@ -173,6 +174,8 @@ class ActiveFault:
                 return True
             if self.state is FaultState.REVERTED and not force:
                 return True
+            if self.state is FaultState.INJECTING:
+                self.fault.halt()  # before the revert: no eviction or kill may follow it
             record = dict(self.record)
             # Only the complete record (inject returned) says what was hit.
             tell_outcome = self.state is FaultState.INJECTED and not self._outcome_told

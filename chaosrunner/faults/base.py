@@ -19,6 +19,14 @@ is what makes "always revert" possible:
     Is the fault still in place? Lets the engine and ``recover`` tell a live
     fault from one that a dead-man's switch already ended.
 
+One more, for kinds whose inject takes a while: ``halt()``. An abort does not
+wait for a slow inject; the engine calls ``halt()`` and then reverts with the
+planned record while inject still runs. A kind whose inject loops (a drain
+retrying evictions a PodDisruptionBudget refuses, a pod-kill waiting for its
+pods to be gone) checks ``halted()`` between steps and stops starting new
+side effects, so nothing is done after the revert but a request already in
+flight. The default costs nothing to kinds that ignore it.
+
 Faults sit below the scenario layer: they know their own params and selector
 models and the connection settings they need, never the scenario document.
 """
@@ -27,8 +35,9 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, Self, TypeVar
@@ -115,10 +124,17 @@ def choose_targets(
     candidates: Sequence[T],
     blast_radius: BlastRadius,
     rng: random.Random | None = None,
+    *,
+    spread_by: Callable[[T], Hashable] | None = None,
 ) -> list[T]:
     """Pick which of ``candidates`` a fault hits, or refuse the plan.
 
     Random choice (not "the first N") so repeated runs spread over the fleet.
+    Percentages are of ``candidates``: what is left after the selector and the
+    safety rules. With ``spread_by`` (a pod's node), the picks cover the groups
+    evenly: round-robin over the groups in random order, a random member of
+    each, so no group gives two victims before every group has given one (group
+    sizes allowing).
     """
     if not candidates:
         raise PlanRefused(f"fault {fault_name!r}: the selector matched no targets")
@@ -138,7 +154,30 @@ def choose_targets(
             f"fault {fault_name!r}: would hit {wanted} targets, "
             f"above the blast radius maximum of {blast_radius.maximum}"
         )
-    return (rng or random.Random()).sample(list(candidates), wanted)
+    rng = rng or random.Random()
+    if spread_by is None:
+        return rng.sample(list(candidates), wanted)
+    return spread_sample(candidates, wanted, spread_by, rng)
+
+
+def spread_sample(
+    candidates: Sequence[T], wanted: int, group_of: Callable[[T], Hashable], rng: random.Random
+) -> list[T]:
+    """``wanted`` of ``candidates``, round-robin over their groups (random order, random members)."""
+    groups: dict[Hashable, list[T]] = {}
+    for candidate in candidates:
+        groups.setdefault(group_of(candidate), []).append(candidate)
+    queues = list(groups.values())
+    rng.shuffle(queues)
+    for queue in queues:
+        rng.shuffle(queue)
+    chosen: list[T] = []
+    while len(chosen) < wanted:
+        for queue in queues:
+            if queue and len(chosen) < wanted:
+                chosen.append(queue.pop())
+        queues = [queue for queue in queues if queue]
+    return chosen
 
 
 class FaultRequest(BaseModel):
@@ -216,6 +255,19 @@ class Fault(ABC):
     @abstractmethod
     def check(self, record: RevertRecord) -> bool:
         """True while the failure is still in place."""
+
+    def halt(self) -> None:
+        """Ask an inject in flight to start no further side effects (the engine reverts next)."""
+        self._halt_event().set()
+
+    def halted(self) -> bool:
+        """True once ``halt`` was called: an inject's loops check it between steps."""
+        return self._halt_event().is_set()
+
+    def _halt_event(self) -> threading.Event:
+        # Created on first use so that kinds need no __init__ of the base; dict.setdefault is atomic.
+        event: threading.Event = self.__dict__.setdefault("_halt", threading.Event())
+        return event
 
     def outcome(self, record: RevertRecord) -> list[dict[str, Any]] | None:
         """What became of each target, read once the fault is reverted; ``None`` by default.

@@ -43,9 +43,9 @@ def _web(api: FakeKubeApi, count: int = 3) -> None:
         )
 
 
-def test_eviction_body_follows_the_server_version() -> None:
-    old = eviction_body("shop", "web-1", "u1", 5, (1, 20))
-    new = eviction_body("shop", "web-1", "u1", None, (1, 25))
+def test_eviction_body_carries_the_version_given() -> None:
+    old = eviction_body("shop", "web-1", "u1", 5, "policy/v1beta1")
+    new = eviction_body("shop", "web-1", "u1", None, "policy/v1")
     assert old["apiVersion"] == "policy/v1beta1" and new["apiVersion"] == "policy/v1"
     assert old["deleteOptions"] == {"preconditions": {"uid": "u1"}, "gracePeriodSeconds": 5}
     assert new["deleteOptions"] == {"preconditions": {"uid": "u1"}}
@@ -56,25 +56,25 @@ def test_kill_pod_outcomes() -> None:
     _web(api)
     pods = {name: api.get("pods", name, "shop")["metadata"]["uid"] for name in ("web-0", "web-1", "web-2")}
     killed = kill_pod(
-        api, "shop", {"name": "web-0", "uid": pods["web-0"]}, mode="delete", grace=0, version=(1, 20)
+        api, "shop", {"name": "web-0", "uid": pods["web-0"]}, mode="delete", grace=0, eviction_version="policy/v1beta1"
     )
     assert killed["outcome"] == "killed"
     again = kill_pod(
-        api, "shop", {"name": "web-0", "uid": pods["web-0"]}, mode="delete", grace=0, version=(1, 20)
+        api, "shop", {"name": "web-0", "uid": pods["web-0"]}, mode="delete", grace=0, eviction_version="policy/v1beta1"
     )
     assert again["outcome"] == "gone"
     replaced = kill_pod(
-        api, "shop", {"name": "web-1", "uid": "old-uid"}, mode="delete", grace=0, version=(1, 20)
+        api, "shop", {"name": "web-1", "uid": "old-uid"}, mode="delete", grace=0, eviction_version="policy/v1beta1"
     )
     assert replaced["outcome"] == "gone" and "replaced" in replaced["detail"]
-    api.pdb_refuses.add("web-2")
+    api.pdb_refuses["web-2"] = "web"
     refused = kill_pod(
         api,
         "shop",
         {"name": "web-2", "uid": pods["web-2"]},
         mode="evict",
         grace=None,
-        version=(1, 20),
+        eviction_version="policy/v1beta1",
         retry_for=0.6,
     )
     assert refused["outcome"] == "refused" and "PodDisruptionBudget" in refused["detail"]
@@ -140,7 +140,7 @@ def test_pod_kill_deletes_with_uid_preconditions_and_measures_recovery() -> None
 def test_pod_kill_fails_when_every_eviction_is_refused() -> None:
     api = cluster()
     _web(api, count=1)
-    api.pdb_refuses.add("web-0")
+    api.pdb_refuses["web-0"] = "web"
     fault = PodKill(connector(api))
     plan = fault.plan(
         request(

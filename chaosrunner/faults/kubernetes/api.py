@@ -15,15 +15,28 @@ validates bodies against the *newest* API's schema, which rejects perfectly
 valid requests to older servers (the 1.20 ``EphemeralContainers`` body is not
 a ``V1Pod``), and a revert record must be JSON anyway.
 
+Which ``policy`` versions the server offers (the Eviction body's apiVersion,
+the PodDisruptionBudget resource) comes from the server's discovery documents,
+never from its version number: ``KubeApi.policy()`` reads ``/api/v1`` (the
+``pods/eviction`` subresource names the group and version of the Eviction kind
+it takes) and ``/apis/policy`` (the PodDisruptionBudget versions served), once
+per ``KubeApi``. A 1.20 server answers ``policy/v1beta1`` for both, 1.22 and
+later ``policy/v1``; a provider that backports or drops a version is followed.
+
+Lists come in pages (``pages``, 500 objects each) so that callers over
+thousands of objects can keep what they need of one page and drop the rest;
+``list`` joins the pages for callers that need them all.
+
 Errors are ours too: the adapter maps an HTTP status to the exceptions below
 (all ``FaultError``), and an unreachable API server to ``ServiceUnreachable``.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chaosrunner.errors import FaultError
@@ -73,6 +86,13 @@ RESOURCES: dict[str, Resource] = {
 }
 
 
+LIST_PAGE = 500
+"""Objects per list request: big enough to be cheap, small enough to be dropped page by page."""
+
+EVICTION_FALLBACK = "policy/v1beta1"
+"""The Eviction version assumed when discovery does not say (servers before 1.22 all took it)."""
+
+
 def resource(plural: str) -> Resource:
     try:
         return RESOURCES[plural]
@@ -95,12 +115,17 @@ class WatchEvent:
 
 
 class KubeStatus(FaultError):
-    """The API server answered with an error status; ``status`` is the HTTP code."""
+    """The API server answered with an error status; ``status`` is the HTTP code.
 
-    def __init__(self, message: str, status: int, reason: str = "") -> None:
+    ``causes`` are the messages of the Status' ``details.causes`` (an eviction a
+    PodDisruptionBudget refuses names the budget there).
+    """
+
+    def __init__(self, message: str, status: int, reason: str = "", causes: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
+        self.causes = tuple(causes)
 
 
 class NotFound(KubeStatus):
@@ -123,6 +148,36 @@ class Forbidden(KubeStatus):
     """401 or 403: our credentials may not do this."""
 
 
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a list: its objects and the list's resourceVersion (to watch from)."""
+
+    items: list[Obj]
+    resource_version: str
+
+
+@dataclass(frozen=True)
+class PolicyVersions:
+    """What the server's discovery says about the ``policy`` group (see the module docstring)."""
+
+    eviction: str
+    """apiVersion of the Eviction body the pods/eviction subresource takes."""
+    budgets: str | None
+    """group/version of PodDisruptionBudgets (policy/v1 when served); None: the server has none."""
+
+
+def policy_versions(core: Obj, policy: Obj | None) -> PolicyVersions:
+    """Read the discovery documents ``/api/v1`` and ``/apis/policy`` (None when absent)."""
+    eviction = EVICTION_FALLBACK
+    for entry in core.get("resources") or []:
+        if entry.get("name") == "pods/eviction" and entry.get("group") and entry.get("version"):
+            eviction = f"{entry['group']}/{entry['version']}"
+    offered = [str(version.get("groupVersion")) for version in (policy or {}).get("versions") or []]
+    preferred = str(((policy or {}).get("preferredVersion") or {}).get("groupVersion") or "")
+    budgets = "policy/v1" if "policy/v1" in offered else (preferred or (offered[0] if offered else None))
+    return PolicyVersions(eviction, budgets)
+
+
 class ExecTimedOut(FaultError):
     """An exec did not finish in time (or its stream stayed open after its container ended)."""
 
@@ -130,9 +185,37 @@ class ExecTimedOut(FaultError):
 class KubeApi(ABC):
     """What the Kubernetes faults may ask of a cluster. Every method may raise the errors above."""
 
+    _policy: PolicyVersions | None = None
+    _policy_lock = threading.Lock()
+
     @abstractmethod
     def server_version(self) -> tuple[int, int]:
         """(major, minor) of the API server, e.g. (1, 20)."""
+
+    @abstractmethod
+    def discover(self, path: str) -> Obj:
+        """A discovery document (``/api/v1``, ``/apis/policy``); NotFound when the server has none."""
+
+    def policy(self) -> PolicyVersions:
+        """The ``policy`` versions this server offers, asked once per KubeApi."""
+        with self._policy_lock:
+            if self._policy is None:
+                try:
+                    group: Obj | None = self.discover("/apis/policy")
+                except NotFound:
+                    group = None
+                self._policy = policy_versions(self.discover("/api/v1"), group)
+            return self._policy
+
+    def resource(self, plural: str) -> Resource:
+        """Where ``plural`` lives on this server (PodDisruptionBudgets: the version discovery found)."""
+        found = resource(plural)
+        if plural == "poddisruptionbudgets":
+            budgets = self.policy().budgets
+            if budgets is None:
+                raise NotFound("this API server serves no PodDisruptionBudgets", 404)
+            return replace(found, group_version=budgets)
+        return found
 
     @abstractmethod
     def get(
@@ -141,6 +224,17 @@ class KubeApi(ABC):
         """One object (NotFound when absent)."""
 
     @abstractmethod
+    def pages(
+        self,
+        plural: str,
+        namespace: str | None = None,
+        *,
+        labels: str | None = None,
+        fields: str | None = None,
+        limit: int = LIST_PAGE,
+    ) -> Iterator[ListPage]:
+        """Objects matching the selectors, ``limit`` at a time; ``namespace=None``: every namespace."""
+
     def list(
         self,
         plural: str,
@@ -149,7 +243,12 @@ class KubeApi(ABC):
         labels: str | None = None,
         fields: str | None = None,
     ) -> list[Obj]:
-        """Objects matching the selectors; ``namespace=None`` lists every namespace."""
+        """Every object matching the selectors (the pages joined)."""
+        return [
+            item
+            for page in self.pages(plural, namespace, labels=labels, fields=fields)
+            for item in page.items
+        ]
 
     @abstractmethod
     def create(

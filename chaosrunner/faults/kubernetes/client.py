@@ -26,6 +26,7 @@ from typing import Any
 
 from chaosrunner.errors import EnvironmentProblem, FaultError, ServiceUnreachable
 from chaosrunner.faults.kubernetes.api import (
+    LIST_PAGE,
     Conflict,
     ExecResult,
     ExecTimedOut,
@@ -33,17 +34,17 @@ from chaosrunner.faults.kubernetes.api import (
     Invalid,
     KubeApi,
     KubeStatus,
+    ListPage,
     NotFound,
     Obj,
     TooManyRequests,
     WatchEvent,
-    resource,
 )
 from chaosrunner.faults.kubernetes.target import KubeTarget
 
 REQUEST_TIMEOUT = (5.0, 30.0)
 """(connect, read) seconds for ordinary requests."""
-POOL_SIZE = 32
+POOL_SIZE = 64
 """HTTP connections kept per API server: pod-kill deletes with up to this many threads."""
 
 _STATUS_ERRORS: dict[int, type[KubeStatus]] = {
@@ -153,15 +154,21 @@ class LiveKubeApi(KubeApi):
     @staticmethod
     def _status_error(method: str, path: str, status: int, reason: str, body: Any) -> KubeStatus:
         message = reason
+        causes: list[str] = []
         if body:
             try:
                 decoded = json.loads(body)
                 message = decoded.get("message") or reason
                 reason = decoded.get("reason") or reason
+                causes = [
+                    str(cause.get("message"))
+                    for cause in (decoded.get("details") or {}).get("causes") or []
+                    if cause.get("message")
+                ]
             except (ValueError, AttributeError, TypeError):
                 message = str(body)[:300]
         error = _STATUS_ERRORS.get(status, KubeStatus)
-        return error(f"{method} {path}: {status} {message}", status, reason)
+        return error(f"{method} {path}: {status} {message}", status, reason, causes)
 
     # ---------------------------------------------------------------- KubeApi
 
@@ -171,33 +178,37 @@ class LiveKubeApi(KubeApi):
             self._version = parse_version(str(info.get("major", "")), str(info.get("minor", "")))
         return self._version
 
+    def discover(self, path: str) -> Obj:
+        result: Obj = self._json("GET", path)
+        return result
+
     def get(
         self, plural: str, name: str, namespace: str | None = None, *, subresource: str | None = None
     ) -> Obj:
-        result: Obj = self._json("GET", resource(plural).path(namespace, name, subresource))
+        result: Obj = self._json("GET", self.resource(plural).path(namespace, name, subresource))
         return result
 
-    def list(
+    def pages(
         self,
         plural: str,
         namespace: str | None = None,
         *,
         labels: str | None = None,
         fields: str | None = None,
-    ) -> list[Obj]:
+        limit: int = LIST_PAGE,
+    ) -> Iterator[ListPage]:
         query = _selectors(labels, fields)
-        items: list[Obj] = []
+        path = self.resource(plural).path(namespace)
         token: str | None = None
         while True:
             page = self._json(
-                "GET",
-                resource(plural).path(namespace),
-                query=[*query, ("limit", 500), *([("continue", token)] if token else [])],
+                "GET", path, query=[*query, ("limit", limit), *([("continue", token)] if token else [])]
             )
-            items.extend(page.get("items") or [])
-            token = (page.get("metadata") or {}).get("continue")
+            meta = page.get("metadata") or {}
+            yield ListPage(page.get("items") or [], str(meta.get("resourceVersion") or ""))
+            token = meta.get("continue")
             if not token:
-                return items
+                return
 
     def create(
         self,
@@ -208,7 +219,7 @@ class LiveKubeApi(KubeApi):
         name: str | None = None,
         subresource: str | None = None,
     ) -> Obj:
-        result: Obj = self._json("POST", resource(plural).path(namespace, name, subresource), body=body)
+        result: Obj = self._json("POST", self.resource(plural).path(namespace, name, subresource), body=body)
         return result
 
     def replace(
@@ -220,7 +231,7 @@ class LiveKubeApi(KubeApi):
         *,
         subresource: str | None = None,
     ) -> Obj:
-        result: Obj = self._json("PUT", resource(plural).path(namespace, name, subresource), body=body)
+        result: Obj = self._json("PUT", self.resource(plural).path(namespace, name, subresource), body=body)
         return result
 
     def patch(
@@ -235,7 +246,7 @@ class LiveKubeApi(KubeApi):
     ) -> Obj:
         kind = "application/strategic-merge-patch+json" if strategic else "application/merge-patch+json"
         result: Obj = self._json(
-            "PATCH", resource(plural).path(namespace, name, subresource), body=body, content_type=kind
+            "PATCH", self.resource(plural).path(namespace, name, subresource), body=body, content_type=kind
         )
         return result
 
@@ -254,7 +265,7 @@ class LiveKubeApi(KubeApi):
         if uid is not None:
             options["preconditions"] = {"uid": uid}
         try:
-            self._json("DELETE", resource(plural).path(namespace, name), body=options)
+            self._json("DELETE", self.resource(plural).path(namespace, name), body=options)
         except NotFound:
             return False
         return True
@@ -273,7 +284,10 @@ class LiveKubeApi(KubeApi):
         if resource_version:
             query.append(("resourceVersion", resource_version))
         response = self._call(
-            "GET", resource(plural).path(namespace), query=query, timeout=(REQUEST_TIMEOUT[0], timeout + 10)
+            "GET",
+            self.resource(plural).path(namespace),
+            query=query,
+            timeout=(REQUEST_TIMEOUT[0], timeout + 10),
         )
         raw = response.response
         try:
@@ -346,7 +360,7 @@ class LiveKubeApi(KubeApi):
             query.append(("container", container))
         if tail_lines:
             query.append(("tailLines", tail_lines))
-        response = self._call("GET", resource("pods").path(namespace, pod, "log"), query=query)
+        response = self._call("GET", self.resource("pods").path(namespace, pod, "log"), query=query)
         data = response.read()
         return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
 

@@ -3,8 +3,11 @@
 It keeps objects as JSON dicts, evaluates label and field selectors the way
 the API server does for the cases the faults use, applies merge patches
 (``null`` deletes), honours uid and resourceVersion preconditions, answers
-evictions (a pod named in ``pdb_refuses`` gets a 429, as a PodDisruptionBudget
-would), and speaks both ephemeral-container dialects, refusing the wrong one
+evictions (a pod named in ``pdb_refuses`` gets a 429 naming the budget in its
+causes, as a PodDisruptionBudget would; a body whose apiVersion is not the one
+its discovery offers gets a 400), serves discovery documents offering
+``policy/v1beta1`` before 1.22 and ``policy/v1`` after (or ``policy_version``
+when a test sets it), and speaks both ephemeral-container dialects, refusing the wrong one
 for its ``version`` - so a unit test proves which body a fault sends to a 1.20
 and to a 1.25 server. Every call is appended to ``calls``.
 
@@ -17,14 +20,17 @@ from __future__ import annotations
 import copy
 import itertools
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from chaosrunner.faults.kubernetes.api import (
+    LIST_PAGE,
     Conflict,
     ExecResult,
     Invalid,
     KubeApi,
+    ListPage,
     NotFound,
     Obj,
     TooManyRequests,
@@ -116,7 +122,13 @@ class FakeKubeApi(KubeApi):
         self.version = version
         self.objects: dict[Key, Obj] = {}
         self.calls: list[tuple[Any, ...]] = []
-        self.pdb_refuses: set[str] = set()
+        self.pdb_refuses: dict[str, str] = {}
+        """pod name -> the name of the budget that refuses its eviction."""
+        self.policy_version = "policy/v1" if version >= (1, 22) else "policy/v1beta1"
+        self.lingering: set[str] = set()
+        """pods whose deletion only marks them terminating (a kubelet that never finishes it)."""
+        self.evicted: list[tuple[float, str]] = []
+        """(time.monotonic(), pod name) of every eviction done."""
         self.logs_by_container: dict[tuple[str, str, str], str] = {}
         self.exec_handler: ExecHandler = lambda namespace, pod, container, argv: ExecResult(0, "", "")
         self.watch_hooks: list[Callable[[FakeKubeApi], None]] = []
@@ -153,6 +165,25 @@ class FakeKubeApi(KubeApi):
     def server_version(self) -> tuple[int, int]:
         return self.version
 
+    def discover(self, path: str) -> Obj:
+        self.calls.append(("discover", path))
+        group, version = self.policy_version.split("/")
+        if path == "/api/v1":
+            return {
+                "groupVersion": "v1",
+                "resources": [
+                    {"name": "pods", "namespaced": True, "kind": "Pod"},
+                    {"name": "pods/eviction", "group": group, "version": version, "kind": "Eviction"},
+                ],
+            }
+        if path == "/apis/policy":
+            return {
+                "name": "policy",
+                "versions": [{"groupVersion": self.policy_version, "version": version}],
+                "preferredVersion": {"groupVersion": self.policy_version, "version": version},
+            }
+        raise NotFound(f"{path} not found", 404)
+
     def get(
         self, plural: str, name: str, namespace: str | None = None, *, subresource: str | None = None
     ) -> Obj:
@@ -171,16 +202,18 @@ class FakeKubeApi(KubeApi):
             }
         return copy.deepcopy(obj)
 
-    def list(
+    def pages(
         self,
         plural: str,
         namespace: str | None = None,
         *,
         labels: str | None = None,
         fields: str | None = None,
-    ) -> list[Obj]:
+        limit: int = LIST_PAGE,
+    ) -> Iterator[ListPage]:
         self.calls.append(("list", plural, namespace, labels, fields))
-        return [
+        self.resource(plural)  # an unknown resource (or no budgets served) fails as the server would
+        matched = [
             copy.deepcopy(obj)
             for (kind, space, _), obj in sorted(self.objects.items())
             if kind == plural
@@ -188,6 +221,9 @@ class FakeKubeApi(KubeApi):
             and labels_match((obj.get("metadata") or {}).get("labels") or {}, labels)
             and fields_match(obj, fields)
         ]
+        version = str(next(self._versions))
+        for start in range(0, max(len(matched), 1), limit):
+            yield ListPage(matched[start : start + limit], version)
 
     def create(
         self,
@@ -202,14 +238,21 @@ class FakeKubeApi(KubeApi):
         if subresource == "eviction":
             assert name is not None
             pod = self._get("pods", name, namespace)
+            if body.get("apiVersion") != self.policy_version or body.get("kind") != "Eviction":
+                raise Invalid(f"expected {self.policy_version} Eviction, found {body.get('apiVersion')}", 400)
             if name in self.pdb_refuses:
+                budget = self.pdb_refuses[name]
                 raise TooManyRequests(
-                    "Cannot evict pod as it would violate the pod's disruption budget.", 429
+                    "Cannot evict pod as it would violate the pod's disruption budget.",
+                    429,
+                    "TooManyRequests",
+                    [f"The disruption budget {budget} needs 1 healthy pods and has 1 currently"],
                 )
             wanted = ((body.get("deleteOptions") or {}).get("preconditions") or {}).get("uid")
             if wanted and wanted != pod["metadata"]["uid"]:
                 raise Conflict("uid precondition failed", 409)
             del self.objects[self._key("pods", name, namespace)]
+            self.evicted.append((time.monotonic(), name))
             return {"kind": "Status", "status": "Success"}
         meta = body.get("metadata") or {}
         key = self._key(plural, meta["name"], namespace)
@@ -301,6 +344,9 @@ class FakeKubeApi(KubeApi):
             return False
         if uid is not None and obj["metadata"]["uid"] != uid:
             raise Conflict("uid precondition failed", 409)
+        if plural == "pods" and name in self.lingering:
+            obj["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+            return True
         del self.objects[key]
         return True
 

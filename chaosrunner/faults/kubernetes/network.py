@@ -212,7 +212,7 @@ def network_ready(pod: PodInfo) -> str | None:
         return "is being deleted"
     if pod.phase != "Running" or not pod.containers:
         return "has no running container"
-    if (pod.raw.get("spec") or {}).get("hostNetwork"):
+    if pod.host_network:
         return "uses the node's network namespace (shaping it would shape the node)"
     if not pod.node:
         return "is not on a node"

@@ -3,7 +3,10 @@
 Cordon sets ``spec.unschedulable``; drain cordons and then evicts the node's
 pods through the eviction API, so PodDisruptionBudgets are honoured (a refused
 eviction is retried for ``eviction_timeout``, then recorded as refused, as
-``kubectl drain`` would report it). Revert uncordons; evicted pods come back
+``kubectl drain`` would report it). While evictions wait on a budget, a
+warning line names the budget and a pod it refuses (once per budget); the
+record's ``refused`` maps each budget to the pods it still refused at the end,
+and each outcome names its budget. Revert uncordons; evicted pods come back
 through their controllers, wherever the scheduler puts them.
 
 The mark travels with the node: the patch that cordons also sets the label
@@ -12,6 +15,10 @@ The mark travels with the node: the patch that cordons also sets the label
 that carries our annotation - never one an operator cordoned. The sweep finds
 cordoned nodes by the label when the journal is lost. Dead-man's switch: the
 watchdog (``fault``).
+
+An abort during the wait: the engine calls ``halt()`` before reverting, and
+the drain cordons no further node and sends no further eviction (a request
+already in flight still lands); the record says ``halted``.
 
 Safety, in ``plan``:
 
@@ -27,6 +34,7 @@ Safety, in ``plan``:
 from __future__ import annotations
 
 import fnmatch
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -40,9 +48,11 @@ from chaosrunner.faults.base import FaultPlan, FaultRequest, RevertRecord, Targe
 from chaosrunner.faults.kubernetes import ownership
 from chaosrunner.faults.kubernetes.api import Conflict, Invalid, KubeApi, NotFound, Obj
 from chaosrunner.faults.kubernetes.fault import KubeFaultParams, KubernetesFault
-from chaosrunner.faults.kubernetes.pods import KillMode, kill_pod
+from chaosrunner.faults.kubernetes.pods import KillMode, RefusalReporter, kill_pod, refusals
 from chaosrunner.faults.kubernetes.selection import NodeSelector, PodInfo, namespace_allowed
 from chaosrunner.faults.registry import register
+
+log = logging.getLogger(__name__)
 
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 
@@ -83,9 +93,9 @@ def drain_refusal(pod: PodInfo, evict_bare: bool) -> str | None:
         return "is a static pod"
     if pod.controller and pod.controller[0] == "DaemonSet":
         return "belongs to a DaemonSet"
-    if ownership.is_ours(pod.raw):
+    if pod.ours:
         return "is chaosrunner's own"
-    if ownership.is_protected(pod.raw):
+    if pod.protected:
         return f"is labelled {ownership.PROTECT}=true"
     if pod.controller is None and not evict_bare:
         return "has no controller to recreate it (evict_bare_pods: true to evict it anyway)"
@@ -164,10 +174,15 @@ class NodeCordon(KubernetesFault):
     def inject(self, plan: FaultPlan) -> RevertRecord:
         record = self.arm_watchdog(plan.revert_record)
         with self.kube(record["connection"]) as api:
-            record = {
-                **record,
-                "cordoned": [node["name"] for node in record["nodes"] if cordon(api, node, record["run_id"])],
-            }
+            cordoned = []
+            for node in record["nodes"]:
+                if self.halted():
+                    break  # an abort: the revert uncordons what is cordoned; cordon nothing more
+                if cordon(api, node, record["run_id"]):
+                    cordoned.append(node["name"])
+            record = {**record, "cordoned": cordoned}
+            if self.halted():
+                return {**record, "halted": True}
             return self.after_cordon(api, record)
 
     def after_cordon(self, api: KubeApi, record: RevertRecord) -> RevertRecord:
@@ -284,7 +299,9 @@ class NodeDrain(NodeCordon):
         for name in record["cordoned"]:
             found, _ = _drainable(api, name, record["allowed_namespaces"], record["evict_bare_pods"])
             pods += found
-        version = api.server_version()
+        eviction_version = api.policy().eviction
+        retry_for = float(record["eviction_timeout"])
+        reporter = RefusalReporter(record["fault"], retry_for)
         workers = max(1, min(int(record["concurrency"]), len(pods) or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="drain") as pool:
             outcomes = list(
@@ -295,13 +312,30 @@ class NodeDrain(NodeCordon):
                         pod,
                         mode=KillMode.EVICT,
                         grace=record["grace_seconds"],
-                        version=version,
-                        retry_for=float(record["eviction_timeout"]),
+                        eviction_version=eviction_version,
+                        retry_for=retry_for,
+                        halted=self.halted,
+                        on_refused=reporter,
                     ),
                     pods,
                 )
             )
-        return {**record, "drained_at": time.time(), "outcomes": outcomes}
+        result = {**record, "drained_at": time.time(), "outcomes": outcomes}
+        refused = refusals(outcomes)
+        if refused:
+            result["refused"] = refused
+            for budget, where in refused.items():
+                log.warning(
+                    "fault %s: PodDisruptionBudget %s still refused evicting %d pod(s) after %gs: %s",
+                    record["fault"],
+                    budget,
+                    len(where),
+                    retry_for,
+                    ", ".join(where[:5]) + (" ..." if len(where) > 5 else ""),
+                )
+        if self.halted():
+            result["halted"] = True
+        return result
 
 
 def _drainable(

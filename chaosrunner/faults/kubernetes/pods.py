@@ -29,7 +29,12 @@ container (container-kill) has not recovered.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from enum import StrEnum
@@ -63,9 +68,13 @@ from chaosrunner.faults.kubernetes.selection import (
 from chaosrunner.faults.kubernetes.workloads import PLURALS, fully_available, measure_recovery
 from chaosrunner.faults.registry import register
 
-EVICTION_V1_FROM = (1, 22)
-"""policy/v1 Eviction from 1.22; policy/v1beta1 before."""
 EVICTION_RETRY_PAUSE = 0.5
+GONE_WATCH_SLICE = 5.0
+"""Seconds per watch while confirming pods gone: a halt is noticed within this (and a missed event)."""
+
+log = logging.getLogger(__name__)
+
+_BUDGET_NAMED = re.compile(r"disruption budget (\S+)")
 
 
 class KillMode(StrEnum):
@@ -92,22 +101,71 @@ class PodKillParams(RecoveryParams):
     grace_period: Duration | None = Field(
         None, description="termination grace period given to each pod (0s: at once); default: the pod's own"
     )
-    concurrency: int = Field(10, ge=1, le=32, description="pods deleted at the same time, at most")
+    concurrency: int = Field(10, ge=1, le=64, description="pods deleted at the same time, at most")
     eviction_retry: Duration = Field(
         timedelta(0), description="evict mode: retry evictions a PodDisruptionBudget refuses for this long"
     )
+    gone_timeout: Duration = Field(
+        timedelta(minutes=2),
+        description="after the kills, wait this long at most for every killed pod to be gone (its uid "
+        "no longer in the API); pods still there are recorded as not gone",
+    )
 
 
-def eviction_body(namespace: str, name: str, uid: str, grace: int | None, version: tuple[int, int]) -> Obj:
+def eviction_body(namespace: str, name: str, uid: str, grace: int | None, api_version: str) -> Obj:
+    """An Eviction in the version the server's discovery offers (``KubeApi.policy().eviction``)."""
     options: Obj = {"preconditions": {"uid": uid}}
     if grace is not None:
         options["gracePeriodSeconds"] = grace
     return {
-        "apiVersion": "policy/v1" if version >= EVICTION_V1_FROM else "policy/v1beta1",
+        "apiVersion": api_version,
         "kind": "Eviction",
         "metadata": {"name": name, "namespace": namespace},
         "deleteOptions": options,
     }
+
+
+def refusing_budget(exc: KubeStatus) -> str | None:
+    """The PodDisruptionBudget a 429 names in its causes ("The disruption budget web needs ...")."""
+    for cause in exc.causes:
+        found = _BUDGET_NAMED.search(cause)
+        if found:
+            return found.group(1)
+    return None
+
+
+def never() -> bool:
+    return False
+
+
+class RefusalReporter:
+    """Says once per budget, through this module's logger, that evictions wait on it.
+
+    The retry loop of a drain (or an evicting pod-kill) can wait a minute on a
+    PodDisruptionBudget; the line appears while it waits, not at the end.
+    """
+
+    def __init__(self, fault: str, retry_for: float) -> None:
+        self.fault = fault
+        self.retry_for = retry_for
+        self._told: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, pod: dict[str, Any], budget: str | None) -> None:
+        key = budget or ""
+        with self._lock:
+            if key in self._told:
+                return
+            self._told.add(key)
+        by = f"PodDisruptionBudget {budget}" if budget else "a PodDisruptionBudget"
+        log.warning(
+            "fault %s: %s refuses evicting %s/%s; retrying for up to %gs (an abort stops it)",
+            self.fault,
+            by,
+            pod.get("namespace", ""),
+            pod["name"],
+            self.retry_for,
+        )
 
 
 def kill_pod(
@@ -117,16 +175,24 @@ def kill_pod(
     *,
     mode: str,
     grace: int | None,
-    version: tuple[int, int],
+    eviction_version: str,
     retry_for: float = 0.0,
+    halted: Callable[[], bool] = never,
+    on_refused: Callable[[dict[str, Any], str | None], None] | None = None,
 ) -> dict[str, Any]:
-    """Delete or evict one pod; returns what happened (killed, gone, refused, failed) and when."""
+    """Delete or evict one pod; returns what happened (killed, gone, refused, failed, halted) and when.
+
+    ``halted`` is asked before every request: once true, no further request is sent.
+    """
     began = time.monotonic()
     give_up = began + retry_for
+    budget: str | None = None
     while True:
+        if halted():
+            return {**pod, "outcome": "halted", "detail": "the fault was halted (abort or revert) first"}
         try:
             if mode == KillMode.EVICT:
-                body = eviction_body(namespace, pod["name"], pod["uid"], grace, version)
+                body = eviction_body(namespace, pod["name"], pod["uid"], grace, eviction_version)
                 api.create("pods", body, namespace, name=pod["name"], subresource="eviction")
             elif not api.delete("pods", pod["name"], namespace, grace_seconds=grace, uid=pod["uid"]):
                 return {**pod, "outcome": "gone", "detail": "already deleted"}
@@ -136,11 +202,91 @@ def kill_pod(
         except Conflict:
             return {**pod, "outcome": "gone", "detail": "replaced by a new pod of the same name"}
         except TooManyRequests as exc:
+            first = budget is None
+            budget = refusing_budget(exc) or budget or ""
+            if first and on_refused is not None and retry_for > 0:
+                on_refused(pod, budget or None)
             if time.monotonic() >= give_up:
-                return {**pod, "outcome": "refused", "detail": f"refused by a PodDisruptionBudget: {exc}"}
-            time.sleep(EVICTION_RETRY_PAUSE)
+                by = f"PodDisruptionBudget {budget}" if budget else "a PodDisruptionBudget"
+                return {
+                    **pod,
+                    "outcome": "refused",
+                    "budget": budget or None,
+                    "waited": round(time.monotonic() - began, 3),
+                    "detail": f"refused by {by}: {exc}",
+                }
+            pause_until = min(give_up, time.monotonic() + EVICTION_RETRY_PAUSE)
+            while time.monotonic() < pause_until and not halted():
+                time.sleep(0.05)
         except KubeStatus as exc:  # forbidden, a namespace being deleted ...: one pod's failure, recorded
             return {**pod, "outcome": "failed", "detail": str(exc)}
+
+
+def refusals(outcomes: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Budget name -> the pods it refused (``namespace/name``), for the record and the report."""
+    refused: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        if outcome["outcome"] == "refused":
+            where = (
+                f"{outcome['namespace']}/{outcome['name']}" if outcome.get("namespace") else outcome["name"]
+            )
+            refused.setdefault(outcome.get("budget") or "(unnamed)", []).append(where)
+    return refused
+
+
+def wait_gone(
+    api: KubeApi,
+    namespace: str,
+    pods: list[dict[str, Any]],
+    *,
+    labels: str | None,
+    started: float,
+    timeout: float,
+    halted: Callable[[], bool] = never,
+) -> dict[str, Any]:
+    """Wait until every pod's uid is gone from the API; ``gone_seconds`` from ``started`` (monotonic).
+
+    A list (by ``labels``, the fault's own selector) says which are still there,
+    then a watch from that list's resourceVersion catches their DELETED events;
+    the list is repeated when a watch ends, so a missed event costs one slice.
+    Bounded by ``timeout`` and by ``halted``; what is left is ``not_gone``.
+    """
+    pending = {pod["uid"]: pod["name"] for pod in pods}
+    deadline = time.monotonic() + timeout
+    last_gone: float | None = None
+    while pending:
+        present: set[str] = set()
+        version = ""
+        for page in api.pages("pods", namespace, labels=labels):
+            for item in page.items:
+                uid = (item.get("metadata") or {}).get("uid")
+                if isinstance(uid, str) and uid in pending:
+                    present.add(uid)
+            version = page.resource_version
+        if len(present) < len(pending):
+            last_gone = time.monotonic()
+        pending = {uid: pending[uid] for uid in present}
+        if not pending or halted() or time.monotonic() >= deadline:
+            break
+        slice_ = max(1.0, min(GONE_WATCH_SLICE, deadline - time.monotonic()))
+        events = api.watch("pods", namespace, labels=labels, resource_version=version or None, timeout=slice_)
+        with contextlib.closing(events):  # type: ignore[type-var]
+            try:
+                for event in events:
+                    if event.type == "ERROR":
+                        break  # too old a resourceVersion: list again
+                    uid = (event.object.get("metadata") or {}).get("uid")
+                    if event.type == "DELETED" and uid in pending:
+                        del pending[uid]
+                        last_gone = time.monotonic()
+                    if not pending or halted() or time.monotonic() >= deadline:
+                        break
+            except KubeStatus:
+                pass  # the watch was refused (410 Gone ...): list again
+    return {
+        "gone_seconds": None if last_gone is None else round(last_gone - started, 3),
+        "not_gone": sorted(pending.values()),
+    }
 
 
 @register
@@ -159,21 +305,23 @@ class PodKill(KubernetesFault):
         target = self.target_of(request)
         with self.kube(target) as api:
             chosen = pods_for(api, request, running)
-            owners = {pod.uid: workload_of(api, pod) for pod in chosen.targets}
-            version = api.server_version()
+            owners = owners_of(api, chosen.targets)
         grace = None if params.grace_period is None else int(params.grace_period.total_seconds())
         record = self.spine(
             request,
             target,
             namespace=chosen.namespace,
-            version=list(version),
+            labels=request.selector.label_query(),
             mode=params.mode.value,
             grace_seconds=grace,
             concurrency=params.concurrency,
             eviction_retry=params.eviction_retry.total_seconds(),
+            gone_timeout=params.gone_timeout.total_seconds(),
             measure_recovery=params.measure_recovery,
             recovery_timeout=params.recovery_timeout.total_seconds(),
-            pods=[_pod_entry(pod, owners[pod.uid]) for pod in chosen.targets],
+            candidates=chosen.candidates,
+            nodes_hit=chosen.nodes_hit(),
+            pods=[_pod_entry(pod, owners.get(pod.controller)) for pod in chosen.targets],
         )
         how = "evict" if params.mode is KillMode.EVICT else "delete"
         given = (
@@ -181,15 +329,19 @@ class PodKill(KubernetesFault):
             if params.grace_period is not None
             else ""
         )
-        summary = f"{how} {names(chosen.targets)} in {chosen.namespace}{given}{chosen.note()}"
+        summary = (
+            f"{how} {names(chosen.targets)} in {chosen.namespace}{chosen.spread()}{given}{chosen.note()}"
+        )
         targets = [TargetRef(id=pod.uid, name=pod.ref) for pod in chosen.targets]
         return self.plan_for(request, targets, record, summary)
 
     def inject(self, plan: FaultPlan) -> RevertRecord:
         record = dict(plan.revert_record)
         namespace = record["namespace"]
-        version = (record["version"][0], record["version"][1])
         with self.kube(record["connection"]) as api:
+            eviction_version = api.policy().eviction if record["mode"] == KillMode.EVICT else ""
+            retry_for = float(record["eviction_retry"])
+            reporter = RefusalReporter(record["fault"], retry_for)
             workers = max(1, min(int(record["concurrency"]), len(record["pods"])))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pod-kill") as pool:
                 # Open the pool's connections (TLS handshakes) before the first kill, not during.
@@ -203,8 +355,10 @@ class PodKill(KubernetesFault):
                             pod,
                             mode=record["mode"],
                             grace=record["grace_seconds"],
-                            version=version,
-                            retry_for=float(record["eviction_retry"]),
+                            eviction_version=eviction_version,
+                            retry_for=retry_for,
+                            halted=self.halted,
+                            on_refused=reporter,
                         ),
                         record["pods"],
                     )
@@ -213,11 +367,24 @@ class PodKill(KubernetesFault):
             record["killed_at"] = killed_at
             record[IN_EFFECT_SINCE] = killed_at
             record["outcomes"] = outcomes
+            if any(outcome["outcome"] == "refused" for outcome in outcomes):
+                record["refused"] = refusals(outcomes)
             killed = [outcome for outcome in outcomes if outcome["outcome"] == "killed"]
             if not killed:
                 reasons = "; ".join(f"{o['name']}: {o.get('detail', o['outcome'])}" for o in outcomes)
                 raise FaultError(f"no pod was killed ({reasons})")
-            if record["measure_recovery"]:
+            record.update(
+                wait_gone(
+                    api,
+                    namespace,
+                    killed,
+                    labels=record.get("labels"),
+                    started=started,
+                    timeout=float(record.get("gone_timeout", 120.0)),
+                    halted=self.halted,
+                )
+            )
+            if record["measure_recovery"] and not self.halted():
                 record["recovery"] = self._recovery(api, killed, started, float(record["recovery_timeout"]))
         return record
 
@@ -260,7 +427,16 @@ class PodKill(KubernetesFault):
 
 
 def _pod_entry(pod: PodInfo, owner: OwnerRef | None) -> dict[str, Any]:
-    return {"name": pod.name, "uid": pod.uid, "owner": owner.as_dict() if owner else None}
+    return {"name": pod.name, "uid": pod.uid, "node": pod.node, "owner": owner.as_dict() if owner else None}
+
+
+def owners_of(api: KubeApi, pods: list[PodInfo]) -> dict[tuple[str, str] | None, OwnerRef | None]:
+    """Each distinct controller's workload, looked up once (1,000 pods of one Deployment: one GET)."""
+    found: dict[tuple[str, str] | None, OwnerRef | None] = {}
+    for pod in pods:
+        if pod.controller not in found:
+            found[pod.controller] = workload_of(api, pod)
+    return found
 
 
 # ============================================================================= container-kill

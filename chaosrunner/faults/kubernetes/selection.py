@@ -20,20 +20,30 @@ Safety, checked in ``plan`` before anything is touched:
 - pods being deleted, not Running, or mirror pods of static manifests (deleting
   one does not stop it) are dropped and named in the plan.
 
-Then ``choose_targets`` applies the blast radius (and refuses an empty match).
+Then ``choose_targets`` applies the blast radius (and refuses an empty match);
+a percentage is of the candidates left after the safety rules. ``random: true``
+(the Chaos Monkey) takes victims only among pods labelled
+``chaosrunner.io/monkey=enabled``, one by default; with a count or a percent it
+spreads them over nodes: round-robin over the candidates' nodes in random
+order, a random pod of each, so every node gives one victim before any gives
+two. Plans say how many nodes they hit.
+
+Pods are read a page at a time and kept as ``PodInfo`` (the few facts the
+faults use), never as the API's whole objects: 5,000 pods' JSON would cost
+hundreds of megabytes, their ``PodInfo`` a few.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Self
 
 from pydantic import Field, field_serializer, model_validator
 
 from chaosrunner.errors import PlanRefused
-from chaosrunner.faults.base import BlastRadius, BlastRadiusMode, FaultRequest, FaultSelector, choose_targets
+from chaosrunner.faults.base import BlastRadius, FaultRequest, FaultSelector, choose_targets
 from chaosrunner.faults.connections import KubernetesConnection
 from chaosrunner.faults.kubernetes.api import Invalid, KubeApi, NotFound, Obj
 from chaosrunner.faults.kubernetes.ownership import (
@@ -97,8 +107,9 @@ class PodSelector(_KubeSelector):
     )
     random: bool = Field(
         False,
-        description="Chaos Monkey: one victim picked at random among pods that opted in with the label "
-        "chaosrunner.io/monkey=enabled (combined with any other criterion given)",
+        description="Chaos Monkey: victims picked at random among pods that opted in with the label "
+        "chaosrunner.io/monkey=enabled (combined with any other criterion given); one unless the blast "
+        "radius says more, then spread evenly over the nodes",
     )
 
     @model_validator(mode="after")
@@ -206,7 +217,7 @@ class OwnerRef:
 
 @dataclass(frozen=True)
 class PodInfo:
-    """The facts about a pod that selection, plans and records use."""
+    """The facts about a pod that selection, plans and records use (the API's object is not kept)."""
 
     namespace: str
     name: str
@@ -222,7 +233,9 @@ class PodInfo:
     """(kind, name) of the controlling owner reference."""
     terminating: bool
     mirror: bool
-    raw: Obj = field(repr=False, compare=False)
+    spec_containers: tuple[str, ...] = ()
+    """Names of the spec's containers, in order."""
+    host_network: bool = False
 
     @classmethod
     def parse(cls, pod: Obj) -> PodInfo:
@@ -255,15 +268,28 @@ class PodInfo:
             controller=controller,
             terminating=bool(meta.get("deletionTimestamp")),
             mirror=MIRROR_ANNOTATION in (meta.get("annotations") or {}),
-            raw=pod,
+            spec_containers=tuple(str(entry.get("name")) for entry in spec.get("containers") or []),
+            host_network=bool(spec.get("hostNetwork")),
         )
 
     @property
     def ref(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    @property
+    def ours(self) -> bool:
+        return is_ours(self.as_labelled())
+
+    @property
+    def protected(self) -> bool:
+        return is_protected(self.as_labelled())
+
+    def as_labelled(self) -> Obj:
+        """Just enough of an object for the ownership rules, which read labels."""
+        return {"metadata": {"labels": self.labels}}
+
     def container_names(self) -> list[str]:
-        return [container["name"] for container in (self.raw.get("spec") or {}).get("containers") or []]
+        return list(self.spec_containers)
 
 
 Suitability = Callable[[PodInfo], str | None]
@@ -278,21 +304,41 @@ def running(pod: PodInfo) -> str | None:
     return None
 
 
+NOTED_EXCLUSIONS = 10
+"""Pods left alone that a plan names one by one; beyond, it counts them."""
+
+
 @dataclass
 class PodSelection:
     targets: list[PodInfo]
     excluded: list[tuple[PodInfo, str]]
     namespace: str
+    candidates: int = 0
+    """Pods the selector matched that the safety rules allowed: what a percentage is of."""
+
+    def nodes_hit(self) -> int:
+        return len({pod.node for pod in self.targets})
+
+    def spread(self) -> str:
+        if len(self.targets) < 2:
+            return ""
+        return f" (on {self.nodes_hit()} node(s), {len(self.targets)} of {self.candidates} candidates)"
 
     def note(self) -> str:
         if not self.excluded:
             return ""
-        return " (left alone: " + "; ".join(f"{pod.name} {why}" for pod, why in self.excluded) + ")"
+        shown = "; ".join(f"{pod.name} {why}" for pod, why in self.excluded[:NOTED_EXCLUSIONS])
+        more = len(self.excluded) - NOTED_EXCLUSIONS
+        return " (left alone: " + shown + (f"; and {more} more" if more > 0 else "") + ")"
 
 
-def list_pods(api: KubeApi, fault: str, namespace: str, selector: _KubeSelector) -> list[Obj]:
+def list_pods(api: KubeApi, fault: str, namespace: str, selector: _KubeSelector) -> Iterator[PodInfo]:
+    """The matching pods, parsed page by page (each page's JSON is dropped once parsed)."""
     try:
-        return api.list("pods", namespace, labels=selector.label_query(), fields=selector.field_selector)
+        for page in api.pages(
+            "pods", namespace, labels=selector.label_query(), fields=selector.field_selector
+        ):
+            yield from (PodInfo.parse(raw) for raw in page.items)
     except Invalid as exc:
         raise PlanRefused(f"fault {fault!r}: the API server refused the selector: {exc}") from exc
 
@@ -310,13 +356,12 @@ def select_pods(
     check_namespace(api, fault, namespace, connection.allowed_namespaces)
     candidates: list[PodInfo] = []
     excluded: list[tuple[PodInfo, str]] = []
-    for raw in list_pods(api, fault, namespace, selector):
-        pod = PodInfo.parse(raw)
+    for pod in list_pods(api, fault, namespace, selector):
         if not selector.name_matches(pod.name):
             continue
-        if is_ours(raw):
+        if pod.ours:
             continue  # chaosrunner's own agents and holders are never targets, nor worth a mention
-        why = "is labelled chaosrunner.io/protect=true" if is_protected(raw) else None
+        why = "is labelled chaosrunner.io/protect=true" if pod.protected else None
         if why is None and pod.mirror:
             why = "is a static (mirror) pod: the API cannot stop it"
         why = why or suitable(pod)
@@ -325,17 +370,18 @@ def select_pods(
         else:
             candidates.append(pod)
     candidates.sort(key=lambda pod: pod.name)
-    if selector.random and blast_radius.mode is not BlastRadiusMode.ONE:
-        raise PlanRefused(
-            f"fault {fault!r}: a random (Chaos Monkey) selector picks exactly one victim; "
-            f"blast_radius mode {blast_radius.mode.value!r} contradicts it"
-        )
     if selector.random and not candidates:
         raise PlanRefused(
             f"fault {fault!r}: no pod in namespace {namespace} has opted in to the Chaos Monkey "
             f"(label {MONKEY_LABEL}=enabled) and matches the rest of the selector"
         )
-    return PodSelection(choose_targets(fault, candidates, blast_radius), excluded, namespace)
+    spread = node_of if selector.random else None
+    chosen = choose_targets(fault, candidates, blast_radius, spread_by=spread)
+    return PodSelection(chosen, excluded, namespace, len(candidates))
+
+
+def node_of(pod: PodInfo) -> str:
+    return pod.node
 
 
 def pods_for(api: KubeApi, request: FaultRequest, suitable: Suitability = running) -> PodSelection:
