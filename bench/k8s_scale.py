@@ -11,7 +11,7 @@ to them Running. On them:
 - namespace ``side``: a Deployment ``batch`` with its own budget.
 
 Then, each in a fresh ``python`` process so that the peak RSS measured
-(``os.wait4``'s ``ru_maxrss``) is chaosrunner's own for that step:
+(VmHWM, read as it exits: see ``PEAK_AT_EXIT``) is chaosrunner's own for that step:
 
 1. ``select``: PodKill.plan with ``labels: {scale: bench}`` and a 20 % blast
    radius over every pod of ``main`` (target: < 1 s);
@@ -199,23 +199,44 @@ def child_drain(args: argparse.Namespace) -> dict[str, Any]:
 CHILDREN = {"select": child_select, "kill": child_kill, "drain": child_drain}
 
 
+PEAK_MARK = "PEAK_RSS_KB"
+PEAK_AT_EXIT = f"""
+import atexit, sys
+def _peak():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                sys.stderr.write("{PEAK_MARK} " + line.split()[1] + "\\n")
+atexit.register(_peak)
+"""
+"""Run first in every measured process: its peak RSS on stderr as it exits.
+
+VmHWM, the high-water mark of the process's own memory since its exec, not
+``wait4``'s ``ru_maxrss``: Linux carries the parent's high-water mark into a
+child it forks (or vforks) across the exec, so every child of this parent -
+which holds 5,000 pods' JSON while waiting for them - would show the
+parent's peak instead of its own.
+"""
+
+
+def report_peak() -> None:
+    exec(PEAK_AT_EXIT, {})
+
+
 def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str, float, float]:
-    """Run a process; (exit code, stdout, stderr, wall seconds, peak RSS in MB) - RSS from wait4."""
+    """Run a process; (exit code, stdout, stderr, wall seconds, its own peak RSS in MB)."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        process.wait()
         wall = time.monotonic() - started
         out.seek(0)
         err.seek(0)
-        return (
-            process.returncode,
-            out.read().decode(errors="replace"),
-            err.read().decode(errors="replace"),
-            wall,
-            usage.ru_maxrss / 1024.0,
-        )
+        stderr = err.read().decode(errors="replace")
+        peaks = [line.split()[1] for line in stderr.splitlines() if line.startswith(PEAK_MARK + " ")]
+        if not peaks:
+            raise RuntimeError(f"{argv[:4]} did not report its peak RSS:\n{stderr[-2000:]}")
+        return process.returncode, out.read().decode(errors="replace"), stderr, wall, int(peaks[-1]) / 1024.0
 
 
 def measure(step: str, args: argparse.Namespace) -> tuple[dict[str, Any], float]:
@@ -357,8 +378,8 @@ def sweep(args: argparse.Namespace, run_id: str, state_dir: str) -> tuple[dict[s
     env = {**os.environ, "CHAOSRUNNER_STATE_DIR": state_dir}
     argv = [
         sys.executable,
-        "-m",
-        "chaosrunner",
+        "-c",
+        PEAK_AT_EXIT + "sys.argv[0] = 'chaosrunner'\nfrom chaosrunner.cli import main\nmain()\n",
         "recover",
         "--kubernetes",
         "--run",
@@ -397,6 +418,7 @@ def main() -> int:
     if not args.kubeconfig:
         parser.error('no kubeconfig: run eval "$(scripts/kube-cluster.sh env)" first')
     if args.child:
+        report_peak()
         if not args.profile:
             print(json.dumps(CHILDREN[args.child](args)))
             return 0
