@@ -396,7 +396,9 @@ def test_the_holder_ends_the_fault_at_its_deadline_when_the_injector_is_killed(
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE orders (id int)")
     params = {key: app_role if value == "APP" else value for key, value in params.items()}
-    record = inject_then_die(fault, target, unique_name, params, duration=2.0)
+    # The deadline leaves room for the child's start-up on a loaded machine: the fault must
+    # still be held when the record reaches us, or the check below would see it already ended.
+    record = inject_then_die(fault, target, unique_name, params, duration=6.0)
     assert named_backends(postgres_dsn, record)
     lag = time_past_deadline_until_released(postgres_dsn, record)
     record_property("released_after_deadline_s", round(lag, 3))
