@@ -38,7 +38,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from pydantic import Field, field_serializer, model_validator
 
@@ -101,6 +101,9 @@ MONKEY_LABEL = "chaosrunner.io/monkey"
 
 class PodSelector(_KubeSelector):
     """Pods in one namespace; every criterion given must match."""
+
+    random_spreads: ClassVar[bool] = True
+    """``random`` takes any blast radius here (spread over nodes); the loader asks this."""
 
     namespace: str | None = Field(
         None, pattern=DNS_LABEL, description="namespace of the pods; default: target.kubernetes.namespace"
