@@ -56,15 +56,30 @@ def test_kill_pod_outcomes() -> None:
     _web(api)
     pods = {name: api.get("pods", name, "shop")["metadata"]["uid"] for name in ("web-0", "web-1", "web-2")}
     killed = kill_pod(
-        api, "shop", {"name": "web-0", "uid": pods["web-0"]}, mode="delete", grace=0, eviction_version="policy/v1beta1"
+        api,
+        "shop",
+        {"name": "web-0", "uid": pods["web-0"]},
+        mode="delete",
+        grace=0,
+        eviction_version="policy/v1beta1",
     )
     assert killed["outcome"] == "killed"
     again = kill_pod(
-        api, "shop", {"name": "web-0", "uid": pods["web-0"]}, mode="delete", grace=0, eviction_version="policy/v1beta1"
+        api,
+        "shop",
+        {"name": "web-0", "uid": pods["web-0"]},
+        mode="delete",
+        grace=0,
+        eviction_version="policy/v1beta1",
     )
     assert again["outcome"] == "gone"
     replaced = kill_pod(
-        api, "shop", {"name": "web-1", "uid": "old-uid"}, mode="delete", grace=0, eviction_version="policy/v1beta1"
+        api,
+        "shop",
+        {"name": "web-1", "uid": "old-uid"},
+        mode="delete",
+        grace=0,
+        eviction_version="policy/v1beta1",
     )
     assert replaced["outcome"] == "gone" and "replaced" in replaced["detail"]
     api.pdb_refuses["web-2"] = "web"
