@@ -19,8 +19,9 @@ from chaosrunner.faults.kubernetes.api import NotFound, PolicyVersions, policy_v
 from chaosrunner.faults.kubernetes.fake import FakeKubeApi
 from chaosrunner.faults.kubernetes.nodes import DrainParams, NodeDrain
 from chaosrunner.faults.kubernetes.pods import PodKill, PodKillParams, wait_gone
-from chaosrunner.faults.kubernetes.selection import MONKEY_LABEL, NodeSelector, PodSelector
+from chaosrunner.faults.kubernetes.selection import MONKEY_LABEL, NodeSelector, OwnerRef, PodSelector
 from chaosrunner.faults.kubernetes.sweep import sweep
+from chaosrunner.faults.kubernetes.workloads import measure_recovery
 from tests.unit.kube_support import cluster, connector, request
 
 # What the test cluster's 1.20 API server answers (kubectl get --raw), trimmed.
@@ -325,6 +326,16 @@ def test_waiting_for_gone_stops_when_halted() -> None:
         halted=lambda: True,
     )
     assert result == {"gone_seconds": None, "not_gone": ["web-0"]}
+
+
+def test_following_the_recovery_stops_when_halted() -> None:
+    api = cluster()
+    api.add("deployments", fake.deployment("web", "shop", replicas=2))
+    owner = OwnerRef("Deployment", "web", "shop")
+    began = time.monotonic()
+    recovery = measure_recovery(api, owner, {"gone-uid"}, began, 60, halted=lambda: True)
+    assert recovery.recovered is False and recovery.detail == "halted before it was fully available"
+    assert time.monotonic() - began < 30
 
 
 # ----------------------------------------------------------------------------- sweep

@@ -9,11 +9,16 @@
     killed does inject fail. Deletions run on a bounded thread pool
     (``concurrency``), each with the pod's uid as a precondition, so a
     StatefulSet's replacement (same name, new uid) is never hit by mistake.
-    Then, with ``measure_recovery``, inject follows each owner until it is
+    Then inject confirms every killed pod gone (``wait_gone``: its uid no
+    longer in the API; ``gone_seconds`` and ``not_gone`` in the record) and,
+    at the same time, with ``measure_recovery``, follows each owner until it is
     fully available again (``workloads.measure_recovery``) and returns the
     times in the revert record, which the journal keeps (``fault_injected``);
     ``killed_at`` in the record is the moment of the first kill, the real
     start of the fault.
+    Both waits are bounded and stop on a halt (an abort: ``Fault.halt``), as
+    does the retry of refused evictions, which says once per budget, as a
+    warning line, that it is waiting.
 ``container-kill``
     Signals one container's first process (SIGKILL by default) from a node
     pod with ``hostPID`` (``agents``): a container's PID 1 ignores a SIGKILL
@@ -373,24 +378,31 @@ class PodKill(KubernetesFault):
             if not killed:
                 reasons = "; ".join(f"{o['name']}: {o.get('detail', o['outcome'])}" for o in outcomes)
                 raise FaultError(f"no pod was killed ({reasons})")
-            record.update(
-                wait_gone(
-                    api,
-                    namespace,
-                    killed,
-                    labels=record.get("labels"),
-                    started=started,
-                    timeout=float(record.get("gone_timeout", 120.0)),
-                    halted=self.halted,
+            # The recovery is followed while the pods are confirmed gone, not after: its time is
+            # read when the owner is whole again, so starting late would make it look slower.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recovery") as beside:
+                recovery = (
+                    beside.submit(self._recovery, api, killed, started, float(record["recovery_timeout"]))
+                    if record["measure_recovery"]
+                    else None
                 )
-            )
-            if record["measure_recovery"] and not self.halted():
-                record["recovery"] = self._recovery(api, killed, started, float(record["recovery_timeout"]))
+                record.update(
+                    wait_gone(
+                        api,
+                        namespace,
+                        killed,
+                        labels=record.get("labels"),
+                        started=started,
+                        timeout=float(record.get("gone_timeout", 120.0)),
+                        halted=self.halted,
+                    )
+                )
+                if recovery is not None:
+                    record["recovery"] = recovery.result()
         return record
 
-    @staticmethod
     def _recovery(
-        api: KubeApi, killed: list[dict[str, Any]], started: float, timeout: float
+        self, api: KubeApi, killed: list[dict[str, Any]], started: float, timeout: float
     ) -> list[dict[str, Any]]:
         owners: dict[str, OwnerRef] = {}
         for pod in killed:
@@ -402,7 +414,8 @@ class PodKill(KubernetesFault):
             return []
         with ThreadPoolExecutor(max_workers=len(owners), thread_name_prefix="recovery") as pool:
             measured = pool.map(
-                lambda owner: measure_recovery(api, owner, uids, started, timeout), owners.values()
+                lambda owner: measure_recovery(api, owner, uids, started, timeout, halted=self.halted),
+                owners.values(),
             )
             return [recovery.as_dict() for recovery in measured]
 

@@ -47,6 +47,7 @@ from chaosrunner.faults.kubernetes.selection import (
 from chaosrunner.faults.registry import register
 
 OWNER_POLL = 0.1
+RECOVERY_WATCH_SLICE = 5.0
 OWNER_PATIENCE = 10.0
 """Seconds the owner's status may lag behind Ready replacement pods before we re-check the pods."""
 
@@ -118,8 +119,12 @@ def measure_recovery(
     started: float,
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
+    halted: Callable[[], bool] = lambda: False,
 ) -> Recovery:
-    """Follow the owner's pods until it is fully available again, or ``timeout`` from ``started``."""
+    """Follow the owner's pods until it is fully available again, or ``timeout`` from ``started``.
+
+    Watches last ``RECOVERY_WATCH_SLICE`` at most, so a halt (an abort) ends the wait soon.
+    """
     plural = PLURALS.get(owner.kind)
     if plural is None:
         return Recovery(owner.key, 0, detail=f"{owner.kind} is not a workload chaosrunner can follow")
@@ -131,8 +136,10 @@ def measure_recovery(
     labels = selector_string((obj.get("spec") or {}).get("selector") or {})
     deadline = started + timeout
     pods: dict[str, Obj] = {}
-    while clock() < deadline:
-        for event in api.watch("pods", owner.namespace, labels=labels, timeout=max(1.0, deadline - clock())):
+    while clock() < deadline and not halted():
+        pods.clear()  # a watch without a resourceVersion replays every pod first: the state anew
+        slice_ = max(1.0, min(RECOVERY_WATCH_SLICE, deadline - clock()))
+        for event in api.watch("pods", owner.namespace, labels=labels, timeout=slice_):
             if event.type == "ERROR":
                 break  # the watch expired (410 Gone): start a fresh one
             uid = str((event.object.get("metadata") or {}).get("uid"))
@@ -153,8 +160,9 @@ def measure_recovery(
                 if uid not in killed_uids and pod_ready(pod)
             )
             return recovery
-        pods.clear()  # re-list through a fresh watch: the pods may have changed meanwhile
-    recovery.detail = f"not fully available after {timeout:g}s"
+    recovery.detail = (
+        "halted before it was fully available" if halted() else f"not fully available after {timeout:g}s"
+    )
     return recovery
 
 
