@@ -215,7 +215,11 @@ def _check_scenario(scenario: Scenario, problems: ProblemList) -> None:
                 ("faults", index, "duration"),
                 "needs a duration in automated mode (only gameday mode holds faults until mitigation)",
             )
-        if getattr(fault.selector, "random", False) and fault.blast_radius.mode is not BlastRadiusMode.ONE:
+        if (
+            getattr(fault.selector, "random", False)
+            and not getattr(fault.selector, "random_spreads", False)
+            and fault.blast_radius.mode is not BlastRadiusMode.ONE
+        ):
             problems.add(
                 ("faults", index, "blast_radius", "mode"),
                 "a random (Chaos Monkey) selector picks exactly one victim: use mode one",
