@@ -24,7 +24,7 @@ Check = Callable[[Any, ProblemList], None]
 
 
 def read_source(path: Path) -> tuple[dict[str, Any], SourceMap]:
-    """Parse a file that must hold one YAML mapping; located errors otherwise."""
+    """Parse a file that must hold one YAML (or JSON) mapping; located errors otherwise."""
     name = str(path)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -39,7 +39,7 @@ def read_source(path: Path) -> tuple[dict[str, Any], SourceMap]:
     except OSError as exc:
         raise ScenarioError([Problem(name, 1, 1, "", f"cannot read: {exc.strerror}")]) from None
     try:
-        data, source_map = parse(text)
+        data, source_map = parse(text, "JSON" if path.suffix.lower() == ".json" else "YAML")
     except SourceError as exc:
         field = format_path(exc.path)
         raise ScenarioError(

@@ -181,8 +181,12 @@ def _problem(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def parse(text: str) -> tuple[Any, SourceMap]:
-    """Parse one YAML document; return its data and where each value came from."""
+def parse(text: str, syntax: str = "YAML") -> tuple[Any, SourceMap]:
+    """Parse one YAML document; return its data and where each value came from.
+
+    JSON is parsed as the YAML it is a subset of; ``syntax`` only names the
+    format in error messages, so a broken ``.json`` file is not called YAML.
+    """
     try:
         node = yaml.compose(text, Loader=_DepthLimitedLoader)
     except yaml.MarkedYAMLError as exc:
@@ -192,9 +196,9 @@ def parse(text: str) -> tuple[Any, SourceMap]:
             if exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line
             else ""
         )
-        raise SourceError(f"YAML syntax error: {_problem(exc)}{started}", _position(mark)) from exc
+        raise SourceError(f"{syntax} syntax error: {_problem(exc)}{started}", _position(mark)) from exc
     except yaml.YAMLError as exc:
-        raise SourceError(f"YAML error: {_problem(exc)}", Position(1, 1)) from exc
+        raise SourceError(f"{syntax} error: {_problem(exc)}", Position(1, 1)) from exc
     if node is None:
         raise SourceError("the file is empty", Position(1, 1))
     builder = _Builder()

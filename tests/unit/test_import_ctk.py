@@ -191,7 +191,7 @@ def test_a_secret_written_into_the_experiment_is_refused(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("{", "YAML syntax error"),
+        ("{", "JSON syntax error"),
         ("[1, 2]", "expected a mapping"),
         ('{"method": []}', "needs a title"),
         ('{"title": "t", "method": "kill it"}', "expected a list of activities"),

@@ -69,7 +69,7 @@ def test_the_same_journal_is_not_imported_twice() -> None:
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [("{", "YAML syntax error"), ('{"status": "completed"}', "not a Chaos Toolkit journal")],
+    [("{", "JSON syntax error"), ('{"status": "completed"}', "not a Chaos Toolkit journal")],
 )
 def test_a_broken_journal_exits_2_and_writes_no_run(tmp_path: Path, content: str, expected: str) -> None:
     path = tmp_path / "journal.json"
