@@ -76,6 +76,23 @@ def test_discovery_is_asked_once_per_api_and_moves_the_budget_resource() -> None
     assert old.resource("poddisruptionbudgets").group_version == "policy/v1beta1"
 
 
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ((1, 20), PolicyVersions("policy/v1beta1", "policy/v1beta1")),
+        ((1, 21), PolicyVersions("policy/v1beta1", "policy/v1")),
+        ((1, 25), PolicyVersions("policy/v1", "policy/v1")),
+    ],
+)
+def test_closed_discovery_falls_back_to_the_releases_defaults(
+    version: tuple[int, int], expected: PolicyVersions
+) -> None:
+    api = FakeKubeApi(version)
+    api.discovery_forbidden = True
+    assert api.policy() == expected
+    assert ("discover", "/apis/policy") in api.calls  # it did ask first
+
+
 @pytest.mark.parametrize(("version", "expected"), [((1, 20), "policy/v1beta1"), ((1, 25), "policy/v1")])
 def test_an_evicting_pod_kill_sends_the_discovered_version(version: tuple[int, int], expected: str) -> None:
     api = cluster(version)

@@ -17,11 +17,13 @@ a ``V1Pod``), and a revert record must be JSON anyway.
 
 Which ``policy`` versions the server offers (the Eviction body's apiVersion,
 the PodDisruptionBudget resource) comes from the server's discovery documents,
-never from its version number: ``KubeApi.policy()`` reads ``/api/v1`` (the
+not from its version number: ``KubeApi.policy()`` reads ``/api/v1`` (the
 ``pods/eviction`` subresource names the group and version of the Eviction kind
 it takes) and ``/apis/policy`` (the PodDisruptionBudget versions served), once
 per ``KubeApi``. A 1.20 server answers ``policy/v1beta1`` for both, 1.22 and
 later ``policy/v1``; a provider that backports or drops a version is followed.
+Only when discovery is forbidden to us does the release number decide (the
+upstream defaults: PodDisruptionBudgets in v1 from 1.21, Evictions from 1.22).
 
 Lists come in pages (``pages``, 500 objects each) so that callers over
 thousands of objects can keep what they need of one page and drop the rest;
@@ -178,6 +180,14 @@ def policy_versions(core: Obj, policy: Obj | None) -> PolicyVersions:
     return PolicyVersions(eviction, budgets)
 
 
+def policy_versions_by_release(version: tuple[int, int]) -> PolicyVersions:
+    """The upstream defaults for a release: what is assumed when discovery is closed to us."""
+    return PolicyVersions(
+        "policy/v1" if version >= (1, 22) else EVICTION_FALLBACK,
+        "policy/v1" if version >= (1, 21) else "policy/v1beta1",
+    )
+
+
 class ExecTimedOut(FaultError):
     """An exec did not finish in time (or its stream stayed open after its container ended)."""
 
@@ -201,10 +211,15 @@ class KubeApi(ABC):
         with self._policy_lock:
             if self._policy is None:
                 try:
-                    group: Obj | None = self.discover("/apis/policy")
-                except NotFound:
-                    group = None
-                self._policy = policy_versions(self.discover("/api/v1"), group)
+                    try:
+                        group: Obj | None = self.discover("/apis/policy")
+                    except NotFound:
+                        group = None
+                    self._policy = policy_versions(self.discover("/api/v1"), group)
+                except Forbidden:
+                    # Discovery is open to every authenticated user by default (the
+                    # system:discovery role); a cluster that closed it still says its release.
+                    self._policy = policy_versions_by_release(self.server_version())
             return self._policy
 
     def resource(self, plural: str) -> Resource:

@@ -28,6 +28,7 @@ from chaosrunner.faults.kubernetes.api import (
     LIST_PAGE,
     Conflict,
     ExecResult,
+    Forbidden,
     Invalid,
     KubeApi,
     ListPage,
@@ -125,6 +126,8 @@ class FakeKubeApi(KubeApi):
         self.pdb_refuses: dict[str, str] = {}
         """pod name -> the name of the budget that refuses its eviction."""
         self.policy_version = "policy/v1" if version >= (1, 22) else "policy/v1beta1"
+        self.discovery_forbidden = False
+        """a cluster that closed discovery to us (the system:discovery role removed)."""
         self.lingering: set[str] = set()
         """pods whose deletion only marks them terminating (a kubelet that never finishes it)."""
         self.evicted: list[tuple[float, str]] = []
@@ -167,6 +170,8 @@ class FakeKubeApi(KubeApi):
 
     def discover(self, path: str) -> Obj:
         self.calls.append(("discover", path))
+        if self.discovery_forbidden:
+            raise Forbidden(f"{path} is forbidden", 403)
         group, version = self.policy_version.split("/")
         if path == "/api/v1":
             return {
