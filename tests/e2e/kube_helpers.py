@@ -14,6 +14,7 @@ from chaosrunner.faults.base import BlastRadius, FaultParams, FaultRequest, Faul
 from chaosrunner.faults.connections import Connections, KubernetesConnection, PostgresConnection
 from chaosrunner.faults.kubernetes.api import KubeApi, NotFound, Obj
 from chaosrunner.faults.kubernetes.workloads import fully_available, pod_ready
+from tests.support.kube_fake_nodes import OWNER_LABEL as FAKE_NODE_LABEL
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,12 @@ def deployment(name: str, replicas: int = 2, *, command: list[str] | None = None
             },
         },
     }
+
+
+def real_node(api: KubeApi) -> str:
+    """The cluster's one kubelet-backed node: fake nodes from a scale test may be listed beside it."""
+    (node,) = [n for n in api.list("nodes") if FAKE_NODE_LABEL not in n["metadata"].get("labels", {})]
+    return str(node["metadata"]["name"])
 
 
 def wait_for(what: str, condition: Callable[[], Any], timeout: float = 90.0, interval: float = 0.25) -> Any:

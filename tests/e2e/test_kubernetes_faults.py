@@ -63,6 +63,7 @@ from tests.e2e.kube_helpers import (
     deployment,
     http_seconds,
     pod_gone,
+    real_node,
     request_for,
     wait_available,
     wait_for,
@@ -83,17 +84,16 @@ def test_pod_kill_journals_the_recovery_time(
 ) -> None:
     before = deploy(kube_api, kube_namespace, "web", replicas=2)
     fault = PodKill()
-    request = request_for(
-        kube_cluster.connection(kube_namespace),
-        PodKillParams(grace_period=timedelta(seconds=1)),
-        PodSelector(labels={"app": "web"}),
-    )
+    params = PodKillParams(grace_period=timedelta(seconds=1))
+    request = request_for(kube_cluster.connection(kube_namespace), params, PodSelector(labels={"app": "web"}))
     plan = fault.plan(request)
     record = fault.inject(plan)
     (victim,) = [outcome for outcome in record["outcomes"] if outcome["outcome"] == "killed"]
     (recovery,) = record["recovery"]
     assert recovery["owner"] == f"Deployment/{kube_namespace}/web" and recovery["recovered"] is True
-    assert 0 < recovery["seconds"] < 60
+    # Recovered means within the fault's recovery timeout; how fast is bench/k8s_pod_kill.py's
+    # business (a fixed 60 s here read 61 s once on a loaded machine).
+    assert 0 < recovery["seconds"] <= params.recovery_timeout.total_seconds()
     assert victim["name"] not in recovery["replacements"] and len(recovery["replacements"]) == 2
     assert set(recovery["replacements"]) != set(_pod_names(before))
     json.dumps(record)  # the journal keeps it as it is
@@ -181,11 +181,6 @@ def test_deployment_scale_down_and_back(
     assert kube_api.get("deployments", "web", kube_namespace)["spec"]["replicas"] == 2
 
 
-def _node(kube_api: KubeApi) -> str:
-    (node,) = kube_api.list("nodes")
-    return str(node["metadata"]["name"])
-
-
 def _refused_by_the_scheduler(pod: dict[str, Any]) -> bool:
     """Pending because no node would take it - not merely not yet scheduled, or pulling an image.
 
@@ -206,7 +201,7 @@ def _refused_by_the_scheduler(pod: dict[str, Any]) -> bool:
 def test_node_cordon_blocks_scheduling_until_reverted(
     kube_cluster: KubeCluster, kube_api: KubeApi, kube_namespace: str
 ) -> None:
-    node = _node(kube_api)
+    node = real_node(kube_api)
     fault = NodeCordon()
     connection = kube_cluster.connection(kube_namespace)
     request = request_for(connection, CordonParams(keep_schedulable=0), NodeSelector(name=node))
@@ -235,7 +230,7 @@ def test_node_cordon_blocks_scheduling_until_reverted(
 def test_node_drain_evicts_only_allowed_pods_and_revert_uncordons(
     kube_cluster: KubeCluster, kube_api: KubeApi, kube_namespace: str
 ) -> None:
-    node = _node(kube_api)
+    node = real_node(kube_api)
     before = deploy(kube_api, kube_namespace, "web", replicas=2)
     fault = NodeDrain()
     params = DrainParams(keep_schedulable=0, grace_period=timedelta(seconds=1))

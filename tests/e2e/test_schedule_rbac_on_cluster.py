@@ -28,7 +28,7 @@ from chaosrunner.faults.base import FaultParams, FaultSelector
 from chaosrunner.faults.connections import KubernetesConnection, PostgresConnection
 from chaosrunner.faults.kubernetes.api import KubeApi
 from chaosrunner.faults.registry import registry
-from tests.e2e.kube_helpers import KubeCluster, deploy, request_for, wait_available, wait_for
+from tests.e2e.kube_helpers import KubeCluster, deploy, real_node, request_for, wait_available, wait_for
 from tests.e2e.rbac_apiserver import rbac_apiserver
 from tests.e2e.test_kubernetes_faults import cluster_side_postgres  # noqa: F401 - a fixture
 
@@ -198,7 +198,7 @@ def test_every_kind_runs_under_the_exported_service_account(
     pg_role: str | None,
     rbac_server: str,
 ) -> None:
-    node = kube_api.list("nodes")[0]["metadata"]["name"]
+    node = real_node(kube_api)
     if pg_role is None and kind != "kubernetes.postgres-connection-exhaustion":
         deploy(kube_api, kube_namespace, "web", replicas=2)
     params, selector = case(kind, kube_namespace, node, kube_agent_image, pg_role)
