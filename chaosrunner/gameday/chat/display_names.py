@@ -44,7 +44,7 @@ class DisplayNames:
         self._names: dict[str, str] = {}
         self._failed_until: dict[str, float] = {}
         self._pending: dict[str, Future[str | None]] = {}
-        self._lock = threading.RLock()  # a lookup done at once runs its callback in our thread
+        self._lock = threading.Lock()
         self._closed = False
 
     def resolve(self, user_ids: Iterable[str], budget: float = RESOLVE_BUDGET) -> dict[str, str]:
@@ -65,7 +65,7 @@ class DisplayNames:
         if waiting:
             wait(waiting.values(), timeout=max(0.0, deadline - self._clock()))
         for user_id, future in waiting.items():
-            name = future.result() if future.done() and future.exception() is None else None
+            name = future.result() if future.done() else None
             if name:
                 found[user_id] = name
         return found
@@ -75,19 +75,22 @@ class DisplayNames:
             return None
         future: Future[str | None] = Future()
         self._pending[user_id] = future
-        future.add_done_callback(lambda done: self._remember(user_id, done))
 
         def look_up() -> None:
             try:
-                future.set_result(self._lookup(user_id))
-            except Exception as error:  # any failure is "no name": the caller falls back
-                future.set_exception(error)
+                name = self._lookup(user_id)
+            except Exception:  # any failure is "no name": the caller falls back
+                name = None
+            # Remembered before the future is done: a caller woken by it must find the answer
+            # (or the failure's back-off) already recorded. A done-callback runs after the
+            # waiters wake, and a resolve in between saw a stale pending lookup (CI hit it).
+            self._remember(user_id, name)
+            future.set_result(name)
 
         threading.Thread(target=look_up, name="chat-names", daemon=True).start()
         return future
 
-    def _remember(self, user_id: str, future: Future[str | None]) -> None:
-        name = future.result() if future.exception() is None else None
+    def _remember(self, user_id: str, name: str | None) -> None:
         with self._lock:
             self._pending.pop(user_id, None)
             if name:
