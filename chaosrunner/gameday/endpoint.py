@@ -35,6 +35,8 @@ from chaosrunner.gameday.server.guards import WILDCARDS, PublicUrl
 from chaosrunner.gameday.server.serving import BackgroundServer, bind
 from chaosrunner.gameday.server.token import RunToken, RunTokens, remove_files
 
+REPORT_GRACE_SECONDS = 3.0  # how long the end of a run waits for pages still fetching the debrief
+
 if TYPE_CHECKING:
     from chaosrunner.gameday.server.live_run import LiveRun
 
@@ -126,6 +128,7 @@ class RunServer:
         """Say bye to every open stream, stop serving; the tokens are worthless now, so their files go."""
         try:
             if self.live is not None:
+                self.live.report_handoff.wait(REPORT_GRACE_SECONDS)  # the pages told of it fetch the debrief
                 self.live.feed.close()  # ends every stream: uvicorn would wait for them otherwise
             if self._server is not None:
                 self._server.stop()

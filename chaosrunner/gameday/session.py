@@ -164,8 +164,7 @@ class GamedaySession:
             self.chat.report_written(report_file, outcome)
         if self.live is None or report_file is None:
             return
-        self.live.report_file = report_file
-        self.live.feed.publish("report", {"url": "/api/report"})
+        self.live.report_ready(report_file)
 
     def linger(self, seconds: float) -> None:
         """Keep serving a while after the report, so the room can read it.

@@ -8,6 +8,7 @@ where it matters: nothing reached the journal or the abort request.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 
 from chaosrunner.engine.journal import Journal
 from chaosrunner.engine.rundir import RunDir
+from chaosrunner.gameday import endpoint
 from chaosrunner.gameday.endpoint import RunServer
 from chaosrunner.gameday.server import shell
 from chaosrunner.gameday.server.app import CONTENT_SECURITY_POLICY
@@ -324,6 +326,59 @@ def test_closing_the_server_says_bye_to_every_open_stream_and_returns_promptly(
             stream.close()
     assert took < 4.0  # uvicorn alone would wait out its graceful timeout on open streams
     assert not (run.path / "team-token").exists() and not (run.path / "observer-token").exists()
+
+
+def test_the_end_of_the_run_waits_for_a_page_still_fetching_the_debrief(
+    run: RunDir, scenario: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without --linger the server stopped between a page hearing of the report and asking for it.
+    monkeypatch.setattr(shell, "read_static", lambda name: PLACEHOLDER)
+    live = LiveRun(run, scenario, "gameday", RunFeed(run.journal_path))
+    served = RunServer()
+    served.start(run, live)
+    report = tmp_path / "report.html"
+    report.write_text("<p>debrief</p>")
+    token = served.tokens.observer.value
+    stream = EventStream(served.port, token).open()
+    closing = threading.Thread(target=served.close)
+    try:
+        stream.until(lambda m: m.event == "series")
+        live.report_ready(report)
+        assert stream.until(lambda m: m.event == "report").data == {"url": "/api/report"}
+        closing.start()
+        time.sleep(0.5)  # the run is over and the server is closing while the page is slow to ask
+        answer = request(served.port, "GET", "/api/report", token=token)
+        assert answer.status == 200 and b"debrief" in answer.body
+        closing.join(timeout=10)
+        assert not closing.is_alive()
+        assert live.report_handoff.wait(0)
+    finally:
+        stream.close()
+        if closing.ident is None:  # it failed before the close began
+            served.close()
+
+
+def test_a_page_told_of_the_debrief_that_never_asks_holds_up_the_end_only_briefly(
+    run: RunDir, scenario: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(endpoint, "REPORT_GRACE_SECONDS", 0.5)
+    live = LiveRun(run, scenario, "gameday", RunFeed(run.journal_path))
+    served = RunServer()
+    served.start(run, live)
+    report = tmp_path / "report.html"
+    report.write_text("<p>debrief</p>")
+    stream = EventStream(served.port, served.tokens.observer.value).open()
+    try:
+        stream.until(lambda m: m.event == "series")
+        live.report_ready(report)
+        stream.until(lambda m: m.event == "report")
+        began = time.monotonic()
+        served.close()
+        took = time.monotonic() - began
+    finally:
+        stream.close()
+    assert not live.report_handoff.wait(0)  # it was owed and never fetched
+    assert 0.4 <= took < 5.0, took
 
 
 def test_a_page_that_joins_late_gets_the_figures_and_the_report_already_announced(

@@ -41,6 +41,7 @@ def console_routes(live: LiveRun) -> list[Route]:
             text = await run_in_threadpool(_read_report, path)
         except OSError as error:
             return json_reply(404, {"error": f"the report cannot be read: {error.strerror}"})
+        live.report_handoff.fetched()
         return Response(text, media_type="text/html; charset=utf-8", headers=HTML_HEADERS)
 
     return [

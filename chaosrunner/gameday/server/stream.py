@@ -64,6 +64,7 @@ def stream_route(live: LiveRun) -> Route:
                 if measured is not None:
                     yield _event(Message("measured", measured))
                 if live.report_file is not None:
+                    live.report_handoff.told(1)
                     yield _event(Message("report", {"url": "/api/report"}))
                 while True:  # then live, until the feed says bye or this page falls too far behind
                     batch, ended = await subscription.next_batch()
