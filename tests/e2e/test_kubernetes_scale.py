@@ -292,11 +292,13 @@ def test_pod_kill_of_a_few_hundred_pods_confirms_them_gone(
     # Every pod confirmed gone: the fake nodes finished each graceful deletion as a kubelet
     # whose containers stop at once would, so it takes less than the 1 s grace (0.79 s once).
     assert record["not_gone"] == [] and record["gone_seconds"] > 0
+    # Seen deleted by the watch opened before the first kill, none of them by a list afterwards.
+    assert record["confirmed_by_watch"] == len(killed_uids), record["confirmed_by_watch"]
     left = {pod["metadata"]["uid"] for pod in kube_api.list("pods", kube_namespace, labels="app=bulk")}
     assert not (left & killed_uids)
     print(
         f"pod-kill of {len(killed_uids)}: deletions {record['deletion_seconds']} s, "
-        f"gone {record['gone_seconds']} s"
+        f"gone {record['gone_seconds']} s ({record['confirmed_by_watch']} confirmed by the watch)"
     )
 
 

@@ -17,8 +17,9 @@ from chaosrunner.faults.connections import KubernetesConnection
 from chaosrunner.faults.kubernetes import fake, ownership
 from chaosrunner.faults.kubernetes.api import NotFound, PolicyVersions, policy_versions
 from chaosrunner.faults.kubernetes.fake import FakeKubeApi
+from chaosrunner.faults.kubernetes.gone import wait_gone
 from chaosrunner.faults.kubernetes.nodes import DrainParams, NodeDrain
-from chaosrunner.faults.kubernetes.pods import PodKill, PodKillParams, wait_gone
+from chaosrunner.faults.kubernetes.pods import PodKill, PodKillParams
 from chaosrunner.faults.kubernetes.selection import MONKEY_LABEL, NodeSelector, OwnerRef, PodSelector
 from chaosrunner.faults.kubernetes.sweep import sweep
 from chaosrunner.faults.kubernetes.workloads import measure_recovery
@@ -305,6 +306,8 @@ def test_pod_kill_confirms_its_pods_gone() -> None:
     )
     record = fault.inject(plan)
     assert record["not_gone"] == [] and record["gone_seconds"] >= 0
+    # This fake's watch never says DELETED: after the stall, a list confirmed them all.
+    assert record["confirmed_by_watch"] == 0
     assert not api.list("pods", "shop", labels="app=web")
 
 
@@ -342,7 +345,7 @@ def test_waiting_for_gone_stops_when_halted() -> None:
         timeout=60,
         halted=lambda: True,
     )
-    assert result == {"gone_seconds": None, "not_gone": ["web-0"]}
+    assert result == {"gone_seconds": None, "not_gone": ["web-0"], "confirmed_by_watch": 0}
 
 
 def test_following_the_recovery_stops_when_halted() -> None:

@@ -34,7 +34,6 @@ container (container-kill) has not recovered.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import threading
@@ -61,6 +60,7 @@ from chaosrunner.faults.kubernetes import agents, ownership
 from chaosrunner.faults.kubernetes.agents import AgentParams, AgentRef, Placement, agent_argv
 from chaosrunner.faults.kubernetes.api import Conflict, KubeApi, KubeStatus, NotFound, Obj, TooManyRequests
 from chaosrunner.faults.kubernetes.fault import KubernetesFault
+from chaosrunner.faults.kubernetes.gone import DeletionWatch, never, wait_gone
 from chaosrunner.faults.kubernetes.selection import (
     OwnerRef,
     PodInfo,
@@ -74,8 +74,6 @@ from chaosrunner.faults.kubernetes.workloads import PLURALS, fully_available, me
 from chaosrunner.faults.registry import register
 
 EVICTION_RETRY_PAUSE = 0.5
-GONE_WATCH_SLICE = 5.0
-"""Seconds per watch while confirming pods gone: a halt is noticed within this (and a missed event)."""
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +135,6 @@ def refusing_budget(exc: KubeStatus) -> str | None:
         if found:
             return found.group(1)
     return None
-
-
-def never() -> bool:
-    return False
 
 
 class RefusalReporter:
@@ -239,61 +233,6 @@ def refusals(outcomes: list[dict[str, Any]]) -> dict[str, list[str]]:
     return refused
 
 
-def wait_gone(
-    api: KubeApi,
-    namespace: str,
-    pods: list[dict[str, Any]],
-    *,
-    labels: str | None,
-    started: float,
-    timeout: float,
-    halted: Callable[[], bool] = never,
-) -> dict[str, Any]:
-    """Wait until every pod's uid is gone from the API; ``gone_seconds`` from ``started`` (monotonic).
-
-    A list (by ``labels``, the fault's own selector) says which are still there,
-    then a watch from that list's resourceVersion catches their DELETED events;
-    the list is repeated when a watch ends, so a missed event costs one slice.
-    Bounded by ``timeout`` and by ``halted``; what is left is ``not_gone``.
-    """
-    pending = {pod["uid"]: pod["name"] for pod in pods}
-    deadline = time.monotonic() + timeout
-    last_gone: float | None = None
-    while pending:
-        present: set[str] = set()
-        version = ""
-        for page in api.pages("pods", namespace, labels=labels):
-            for item in page.items:
-                uid = (item.get("metadata") or {}).get("uid")
-                if isinstance(uid, str) and uid in pending:
-                    present.add(uid)
-            version = page.resource_version
-        if len(present) < len(pending):
-            last_gone = time.monotonic()
-        pending = {uid: pending[uid] for uid in present}
-        if not pending or halted() or time.monotonic() >= deadline:
-            break
-        slice_ = max(1.0, min(GONE_WATCH_SLICE, deadline - time.monotonic()))
-        events = api.watch("pods", namespace, labels=labels, resource_version=version or None, timeout=slice_)
-        with contextlib.closing(events):  # type: ignore[type-var]
-            try:
-                for event in events:
-                    if event.type == "ERROR":
-                        break  # too old a resourceVersion: list again
-                    uid = (event.object.get("metadata") or {}).get("uid")
-                    if event.type == "DELETED" and uid in pending:
-                        del pending[uid]
-                        last_gone = time.monotonic()
-                    if not pending or halted() or time.monotonic() >= deadline:
-                        break
-            except KubeStatus:
-                pass  # the watch was refused (410 Gone ...): list again
-    return {
-        "gone_seconds": None if last_gone is None else round(last_gone - started, 3),
-        "not_gone": sorted(pending.values()),
-    }
-
-
 @register
 class PodKill(KubernetesFault):
     kind = "kubernetes.pod-kill"
@@ -348,57 +287,60 @@ class PodKill(KubernetesFault):
             retry_for = float(record["eviction_retry"])
             reporter = RefusalReporter(record["fault"], retry_for)
             workers = max(1, min(int(record["concurrency"]), len(record["pods"])))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pod-kill") as pool:
-                # Open the pool's connections (TLS handshakes) before the first kill, not during.
-                list(pool.map(lambda _: api.get("namespaces", namespace), range(workers)))
-                started, killed_at = time.monotonic(), time.time()
-                outcomes = list(
-                    pool.map(
-                        lambda pod: kill_pod(
+            # Deletions are watched from before the first kill: confirming them overlaps the kills.
+            with DeletionWatch(api, namespace, record.get("labels")) as deletions:
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pod-kill") as pool:
+                    # Open the pool's connections (TLS handshakes) before the first kill, not during.
+                    list(pool.map(lambda _: api.get("namespaces", namespace), range(workers)))
+                    started, killed_at = time.monotonic(), time.time()
+                    outcomes = list(
+                        pool.map(
+                            lambda pod: kill_pod(
+                                api,
+                                namespace,
+                                pod,
+                                mode=record["mode"],
+                                grace=record["grace_seconds"],
+                                eviction_version=eviction_version,
+                                retry_for=retry_for,
+                                halted=self.halted,
+                                on_refused=reporter,
+                            ),
+                            record["pods"],
+                        )
+                    )
+                record["deletion_seconds"] = round(time.monotonic() - started, 3)
+                record["killed_at"] = killed_at
+                record[IN_EFFECT_SINCE] = killed_at
+                record["outcomes"] = outcomes
+                if any(outcome["outcome"] == "refused" for outcome in outcomes):
+                    record["refused"] = refusals(outcomes)
+                killed = [outcome for outcome in outcomes if outcome["outcome"] == "killed"]
+                if not killed:
+                    reasons = "; ".join(f"{o['name']}: {o.get('detail', o['outcome'])}" for o in outcomes)
+                    raise FaultError(f"no pod was killed ({reasons})")
+                # The recovery is followed while the pods are confirmed gone, not after: its time is
+                # read when the owner is whole again, so starting late would make it look slower.
+                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recovery") as beside:
+                    recovery = (
+                        beside.submit(self._recovery, api, killed, started, float(record["recovery_timeout"]))
+                        if record["measure_recovery"]
+                        else None
+                    )
+                    record.update(
+                        wait_gone(
                             api,
                             namespace,
-                            pod,
-                            mode=record["mode"],
-                            grace=record["grace_seconds"],
-                            eviction_version=eviction_version,
-                            retry_for=retry_for,
+                            killed,
+                            labels=record.get("labels"),
+                            started=started,
+                            timeout=float(record.get("gone_timeout", 120.0)),
                             halted=self.halted,
-                            on_refused=reporter,
-                        ),
-                        record["pods"],
+                            watched=deletions,
+                        )
                     )
-                )
-            record["deletion_seconds"] = round(time.monotonic() - started, 3)
-            record["killed_at"] = killed_at
-            record[IN_EFFECT_SINCE] = killed_at
-            record["outcomes"] = outcomes
-            if any(outcome["outcome"] == "refused" for outcome in outcomes):
-                record["refused"] = refusals(outcomes)
-            killed = [outcome for outcome in outcomes if outcome["outcome"] == "killed"]
-            if not killed:
-                reasons = "; ".join(f"{o['name']}: {o.get('detail', o['outcome'])}" for o in outcomes)
-                raise FaultError(f"no pod was killed ({reasons})")
-            # The recovery is followed while the pods are confirmed gone, not after: its time is
-            # read when the owner is whole again, so starting late would make it look slower.
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recovery") as beside:
-                recovery = (
-                    beside.submit(self._recovery, api, killed, started, float(record["recovery_timeout"]))
-                    if record["measure_recovery"]
-                    else None
-                )
-                record.update(
-                    wait_gone(
-                        api,
-                        namespace,
-                        killed,
-                        labels=record.get("labels"),
-                        started=started,
-                        timeout=float(record.get("gone_timeout", 120.0)),
-                        halted=self.halted,
-                    )
-                )
-                if recovery is not None:
-                    record["recovery"] = recovery.result()
+                    if recovery is not None:
+                        record["recovery"] = recovery.result()
         return record
 
     def _recovery(
