@@ -86,7 +86,9 @@ class DeletionWatch:
                 # shedding load, and asking again in a tight loop would only add to that.
                 if time.monotonic() - opened < 1.0:
                     time.sleep(1.0)
-        except (LookupError, KubeStatus, ServiceUnreachable, OSError):
+        except Exception:
+            # This thread's boundary: whatever ends it (the KubeApi may be closed under it after the
+            # kill), confirming lists instead - and a thread's traceback would reach the user's terminal.
             with self._changed:
                 self.broken = True
                 self._changed.notify_all()
