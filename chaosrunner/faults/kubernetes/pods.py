@@ -282,65 +282,67 @@ class PodKill(KubernetesFault):
     def inject(self, plan: FaultPlan) -> RevertRecord:
         record = dict(plan.revert_record)
         namespace = record["namespace"]
-        with self.kube(record["connection"]) as api:
+        # Deletions are watched from before the first kill: confirming them overlaps the kills.
+        with (
+            self.kube(record["connection"]) as api,
+            DeletionWatch(api, namespace, record.get("labels")) as deletions,
+        ):
             eviction_version = api.policy().eviction if record["mode"] == KillMode.EVICT else ""
             retry_for = float(record["eviction_retry"])
             reporter = RefusalReporter(record["fault"], retry_for)
             workers = max(1, min(int(record["concurrency"]), len(record["pods"])))
-            # Deletions are watched from before the first kill: confirming them overlaps the kills.
-            with DeletionWatch(api, namespace, record.get("labels")) as deletions:
-                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pod-kill") as pool:
-                    # Open the pool's connections (TLS handshakes) before the first kill, not during.
-                    list(pool.map(lambda _: api.get("namespaces", namespace), range(workers)))
-                    started, killed_at = time.monotonic(), time.time()
-                    outcomes = list(
-                        pool.map(
-                            lambda pod: kill_pod(
-                                api,
-                                namespace,
-                                pod,
-                                mode=record["mode"],
-                                grace=record["grace_seconds"],
-                                eviction_version=eviction_version,
-                                retry_for=retry_for,
-                                halted=self.halted,
-                                on_refused=reporter,
-                            ),
-                            record["pods"],
-                        )
-                    )
-                record["deletion_seconds"] = round(time.monotonic() - started, 3)
-                record["killed_at"] = killed_at
-                record[IN_EFFECT_SINCE] = killed_at
-                record["outcomes"] = outcomes
-                if any(outcome["outcome"] == "refused" for outcome in outcomes):
-                    record["refused"] = refusals(outcomes)
-                killed = [outcome for outcome in outcomes if outcome["outcome"] == "killed"]
-                if not killed:
-                    reasons = "; ".join(f"{o['name']}: {o.get('detail', o['outcome'])}" for o in outcomes)
-                    raise FaultError(f"no pod was killed ({reasons})")
-                # The recovery is followed while the pods are confirmed gone, not after: its time is
-                # read when the owner is whole again, so starting late would make it look slower.
-                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recovery") as beside:
-                    recovery = (
-                        beside.submit(self._recovery, api, killed, started, float(record["recovery_timeout"]))
-                        if record["measure_recovery"]
-                        else None
-                    )
-                    record.update(
-                        wait_gone(
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pod-kill") as pool:
+                # Open the pool's connections (TLS handshakes) before the first kill, not during.
+                list(pool.map(lambda _: api.get("namespaces", namespace), range(workers)))
+                started, killed_at = time.monotonic(), time.time()
+                outcomes = list(
+                    pool.map(
+                        lambda pod: kill_pod(
                             api,
                             namespace,
-                            killed,
-                            labels=record.get("labels"),
-                            started=started,
-                            timeout=float(record.get("gone_timeout", 120.0)),
+                            pod,
+                            mode=record["mode"],
+                            grace=record["grace_seconds"],
+                            eviction_version=eviction_version,
+                            retry_for=retry_for,
                             halted=self.halted,
-                            watched=deletions,
-                        )
+                            on_refused=reporter,
+                        ),
+                        record["pods"],
                     )
-                    if recovery is not None:
-                        record["recovery"] = recovery.result()
+                )
+            record["deletion_seconds"] = round(time.monotonic() - started, 3)
+            record["killed_at"] = killed_at
+            record[IN_EFFECT_SINCE] = killed_at
+            record["outcomes"] = outcomes
+            if any(outcome["outcome"] == "refused" for outcome in outcomes):
+                record["refused"] = refusals(outcomes)
+            killed = [outcome for outcome in outcomes if outcome["outcome"] == "killed"]
+            if not killed:
+                reasons = "; ".join(f"{o['name']}: {o.get('detail', o['outcome'])}" for o in outcomes)
+                raise FaultError(f"no pod was killed ({reasons})")
+            # The recovery is followed while the pods are confirmed gone, not after: its time is
+            # read when the owner is whole again, so starting late would make it look slower.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recovery") as beside:
+                recovery = (
+                    beside.submit(self._recovery, api, killed, started, float(record["recovery_timeout"]))
+                    if record["measure_recovery"]
+                    else None
+                )
+                record.update(
+                    wait_gone(
+                        api,
+                        namespace,
+                        killed,
+                        labels=record.get("labels"),
+                        started=started,
+                        timeout=float(record.get("gone_timeout", 120.0)),
+                        halted=self.halted,
+                        watched=deletions,
+                    )
+                )
+                if recovery is not None:
+                    record["recovery"] = recovery.result()
         return record
 
     def _recovery(
