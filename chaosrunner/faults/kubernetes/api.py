@@ -247,8 +247,13 @@ class KubeApi(ABC):
         labels: str | None = None,
         fields: str | None = None,
         limit: int = LIST_PAGE,
+        metadata_only: bool = False,
     ) -> Iterator[ListPage]:
-        """Objects matching the selectors, ``limit`` at a time; ``namespace=None``: every namespace."""
+        """Objects matching the selectors, ``limit`` at a time; ``namespace=None``: every namespace.
+
+        ``metadata_only``: each item is its ``metadata`` alone (a PartialObjectMetadata), for
+        callers that read nothing else - a fifth of a pod's bytes to encode, send and decode.
+        """
 
     def list(
         self,
@@ -324,8 +329,12 @@ class KubeApi(ABC):
         fields: str | None = None,
         resource_version: str | None = None,
         timeout: float = 30.0,
+        metadata_only: bool = False,
     ) -> Iterator[WatchEvent]:
-        """Changes to matching objects, until ``timeout`` seconds pass (the server ends the watch)."""
+        """Changes to matching objects, until ``timeout`` seconds pass (the server ends the watch).
+
+        ``metadata_only`` as for ``pages``.
+        """
 
     @abstractmethod
     def exec(

@@ -46,6 +46,10 @@ REQUEST_TIMEOUT = (5.0, 30.0)
 """(connect, read) seconds for ordinary requests."""
 POOL_SIZE = 64
 """HTTP connections kept per API server: pod-kill deletes with up to this many threads."""
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1, application/json"
+"""Accept for a ``metadata_only`` watch: objects as their metadata; a server without it sends them whole."""
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json"
+"""The same for a list, which the server answers as a list of metadata (or whole, likewise)."""
 
 _STATUS_ERRORS: dict[int, type[KubeStatus]] = {
     400: Invalid,
@@ -113,6 +117,7 @@ class LiveKubeApi(KubeApi):
         query: list[tuple[str, Any]] | None = None,
         body: Obj | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
         timeout: Any = REQUEST_TIMEOUT,
     ) -> Any:
         """One request; returns the client's RESTResponse with the body NOT yet read."""
@@ -122,7 +127,7 @@ class LiveKubeApi(KubeApi):
             method=method,
             resource_path=path,
             query_params=query or [],
-            header_params={"Accept": "application/json", "Content-Type": content_type},
+            header_params={"Accept": accept, "Content-Type": content_type},
             body=body,
             auth_settings=["BearerToken"],
         )
@@ -196,13 +201,18 @@ class LiveKubeApi(KubeApi):
         labels: str | None = None,
         fields: str | None = None,
         limit: int = LIST_PAGE,
+        metadata_only: bool = False,
     ) -> Iterator[ListPage]:
         query = _selectors(labels, fields)
         path = self.resource(plural).path(namespace)
+        accept = METADATA_LIST if metadata_only else "application/json"
         token: str | None = None
         while True:
             page = self._json(
-                "GET", path, query=[*query, ("limit", limit), *([("continue", token)] if token else [])]
+                "GET",
+                path,
+                query=[*query, ("limit", limit), *([("continue", token)] if token else [])],
+                accept=accept,
             )
             meta = page.get("metadata") or {}
             yield ListPage(page.get("items") or [], str(meta.get("resourceVersion") or ""))
@@ -279,6 +289,7 @@ class LiveKubeApi(KubeApi):
         fields: str | None = None,
         resource_version: str | None = None,
         timeout: float = 30.0,
+        metadata_only: bool = False,
     ) -> Iterator[WatchEvent]:
         query = [*_selectors(labels, fields), ("watch", "true"), ("timeoutSeconds", max(1, int(timeout)))]
         if resource_version:
@@ -287,6 +298,7 @@ class LiveKubeApi(KubeApi):
             "GET",
             self.resource(plural).path(namespace),
             query=query,
+            accept=METADATA_ONLY if metadata_only else "application/json",
             timeout=(REQUEST_TIMEOUT[0], timeout + 10),
         )
         raw = response.response

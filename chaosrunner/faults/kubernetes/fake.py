@@ -118,6 +118,15 @@ def merge_patch(target: Obj, patch: Obj) -> Obj:
     return result
 
 
+def partial_metadata(obj: Obj) -> Obj:
+    """What a server answers for ``metadata_only``: the object's metadata alone."""
+    return {
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "PartialObjectMetadata",
+        "metadata": copy.deepcopy(obj.get("metadata") or {}),
+    }
+
+
 class FakeKubeApi(KubeApi):
     def __init__(self, version: tuple[int, int] = (1, 20)) -> None:
         self.version = version
@@ -215,11 +224,12 @@ class FakeKubeApi(KubeApi):
         labels: str | None = None,
         fields: str | None = None,
         limit: int = LIST_PAGE,
+        metadata_only: bool = False,
     ) -> Iterator[ListPage]:
         self.calls.append(("list", plural, namespace, labels, fields))
         self.resource(plural)  # an unknown resource (or no budgets served) fails as the server would
         matched = [
-            copy.deepcopy(obj)
+            partial_metadata(obj) if metadata_only else copy.deepcopy(obj)
             for (kind, space, _), obj in sorted(self.objects.items())
             if kind == plural
             and (namespace is None or space == namespace)
@@ -364,12 +374,13 @@ class FakeKubeApi(KubeApi):
         fields: str | None = None,
         resource_version: str | None = None,
         timeout: float = 30.0,
+        metadata_only: bool = False,
     ) -> Iterator[WatchEvent]:
         self.calls.append(("watch", plural, namespace, labels, fields))
         for hook in list(self.watch_hooks):
             hook(self)
         for obj in self.list(plural, namespace, labels=labels, fields=fields):
-            yield WatchEvent("ADDED", obj)
+            yield WatchEvent("ADDED", partial_metadata(obj) if metadata_only else obj)
 
     def exec(
         self, namespace: str, pod: str, container: str, argv: Sequence[str], *, timeout: float = 30.0

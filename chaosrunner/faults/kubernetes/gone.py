@@ -8,7 +8,13 @@ Listing after the last DELETE cost 1.2 s on top of the deletions at scale
 (bench/k8s_scale.py, 1,000 of 5,000 pods: 4.2 s deleting, 5.5 s gone - the
 list of thousands of pods alone). So pod-kill opens a ``DeletionWatch``
 before its first DELETE: the confirmations arrive while the kills go out,
-and ``wait_gone`` lists only when that watch broke off.
+and ``wait_gone`` lists only when that watch broke off. Both read only
+uids, so both ask for metadata alone (``metadata_only``): fewer bytes for the
+server to encode and for us to decode - the watch also sees every replacement
+a controller creates, schedules and starts, three events per killed pod. (A
+modest saving, measured: a list of 3,000 pending pods 0.36-0.45 s instead of
+0.43-0.56 s; pod-kill's own CPU at 1,000 pods stayed about 1.3 s, which is
+mostly the DELETEs themselves.)
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ class DeletionWatch:
         self._stopping = False
         self.broken = False
         try:  # a one-item page is enough: its list's resourceVersion is where the watch starts
-            first = next(api.pages("pods", namespace, labels=labels, limit=1))
+            first = next(api.pages("pods", namespace, labels=labels, limit=1, metadata_only=True))
         except (KubeStatus, ServiceUnreachable):
             self.broken = True  # confirming lists instead, as it did before this watch
             return
@@ -67,7 +73,12 @@ class DeletionWatch:
             while not self._stopping:
                 opened = time.monotonic()
                 events = api.watch(
-                    "pods", namespace, labels=labels, resource_version=version, timeout=GONE_WATCH_SLICE
+                    "pods",
+                    namespace,
+                    labels=labels,
+                    resource_version=version,
+                    timeout=GONE_WATCH_SLICE,
+                    metadata_only=True,
                 )
                 with contextlib.closing(events):  # type: ignore[type-var]
                     for event in events:
@@ -161,7 +172,7 @@ def wait_gone(
     while pending:  # listed at least once, so what is left is known, even after a halt
         present: set[str] = set()
         version = ""
-        for page in api.pages("pods", namespace, labels=labels):
+        for page in api.pages("pods", namespace, labels=labels, metadata_only=True):
             for item in page.items:
                 uid = (item.get("metadata") or {}).get("uid")
                 if isinstance(uid, str) and uid in pending:
@@ -173,7 +184,14 @@ def wait_gone(
         if not pending or halted() or time.monotonic() >= deadline:
             break
         slice_ = max(1.0, min(GONE_WATCH_SLICE, deadline - time.monotonic()))
-        events = api.watch("pods", namespace, labels=labels, resource_version=version or None, timeout=slice_)
+        events = api.watch(
+            "pods",
+            namespace,
+            labels=labels,
+            resource_version=version or None,
+            timeout=slice_,
+            metadata_only=True,
+        )
         with contextlib.closing(events):  # type: ignore[type-var]
             try:
                 for event in events:
