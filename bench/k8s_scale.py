@@ -204,7 +204,7 @@ def child_drain(args: argparse.Namespace) -> dict[str, Any]:
         "left_alone": len(record.get("left_alone") or []),
         "refused_budgets": sorted(record.get("refused") or {}),
         # How long the budgets held evictions back: each pod's "took" counts its retries.
-        "waited_over_1s": sum(1 for o in record.get("outcomes") or [] if o.get("took", 0) > 1.0),
+        "held_back_by_budgets": sum(1 for o in record.get("outcomes") or [] if "held_by" in o),
         "longest_waits": [
             f"{o['namespace']}/{o['name']} {o.get('took', 0):.1f}s"
             for o in sorted(record.get("outcomes") or [], key=lambda o: -o.get("took", 0))[:5]

@@ -18,7 +18,7 @@ from chaosrunner.faults.kubernetes import fake, ownership
 from chaosrunner.faults.kubernetes.api import NotFound, PolicyVersions, policy_versions
 from chaosrunner.faults.kubernetes.fake import FakeKubeApi
 from chaosrunner.faults.kubernetes.gone import wait_gone
-from chaosrunner.faults.kubernetes.nodes import DrainParams, NodeDrain
+from chaosrunner.faults.kubernetes.nodes import DrainParams, NodeDrain, drain_outcome
 from chaosrunner.faults.kubernetes.pods import PodKill, PodKillParams
 from chaosrunner.faults.kubernetes.selection import MONKEY_LABEL, NodeSelector, OwnerRef, PodSelector
 from chaosrunner.faults.kubernetes.sweep import sweep
@@ -167,6 +167,56 @@ def test_a_drain_a_budget_refuses_waits_reports_and_leaves_daemonset_pods(
     waiting = [r.getMessage() for r in caplog.records if "refuses evicting" in r.getMessage()]
     assert len(waiting) == 1 and "PodDisruptionBudget web-budget" in waiting[0]  # once per budget
     assert any("still refused evicting 2 pod(s)" in r.getMessage() for r in caplog.records)
+
+
+def test_the_drain_outcome_says_per_node_what_was_evicted_held_back_and_refused() -> None:
+    api = cluster()
+    _drain_cluster(api, nodes=2, per_node=3)
+    fault = NodeDrain(connector(api), watchdogs=False)
+    plan = fault.plan(_drain_request(2, 1.0))  # type: ignore[arg-type]
+    api.pdb_refuses["web-0-0"] = "web-budget"  # refused until the budget allows it, 0.3 s later
+    api.pdb_refuses["web-1-0"] = "web-budget"  # refused for good (past the 1 s eviction_timeout)
+    threading.Timer(0.3, lambda: api.pdb_refuses.pop("web-0-0")).start()
+    record = fault.inject(plan)
+    (held,) = [outcome for outcome in record["outcomes"] if outcome.get("held_by")]
+    assert held["name"] == "web-0-0" and held["held_by"] == "web-budget" and held["outcome"] == "killed"
+    fault.revert(record)
+
+    by_node = {entry["node"]: entry for entry in fault.outcome(record) or []}
+
+    assert set(by_node) == {"fake-node-000", "fake-node-001"}
+    first, second = by_node["fake-node-000"], by_node["fake-node-001"]
+    assert (first["evicted"], first["held_back"], first["refused"]) == (3, 1, 0)
+    assert first["longest_hold_seconds"] >= 0.3
+    assert (second["evicted"], second["held_back"], second["refused"]) == (2, 0, 1)
+    assert first["schedulable"] is True and second["schedulable"] is True
+    assert second["summary"] == (
+        "fake-node-001: 2 evicted, 1 refused by a PodDisruptionBudget, schedulable again"
+    )
+    assert first["summary"].startswith("fake-node-000: 3 evicted (1 held back by a PodDisruptionBudget, 0.")
+
+
+def test_the_drain_outcome_line_names_a_node_left_cordoned_or_gone() -> None:
+    outcomes = [
+        {"node": "n1", "outcome": "killed", "took": 0.01},
+        {"node": "n1", "outcome": "killed", "took": 2.5, "held_by": None},
+        {"node": "n1", "outcome": "halted"},
+        {"node": "n2", "outcome": "killed", "took": 0.01},
+    ]
+    assert drain_outcome("n1", outcomes, False)["summary"] == (
+        "n1: 2 evicted (1 held back by a PodDisruptionBudget, 2.5s at most), "
+        "1 not evicted: halted first, STILL CORDONED"
+    )
+    assert drain_outcome("n2", outcomes, None)["summary"] == "n2: 1 evicted, no longer in the cluster"
+
+
+def test_a_drain_halted_before_its_evictions_has_no_outcome_to_tell() -> None:
+    api = cluster()
+    _drain_cluster(api, nodes=1, per_node=1)
+    fault = NodeDrain(connector(api), watchdogs=False)
+    plan = fault.plan(_drain_request(1, 5))  # type: ignore[arg-type]
+    fault.halt()
+    assert fault.outcome(fault.inject(plan)) is None
 
 
 def test_a_halt_during_the_wait_stops_evictions_and_the_revert_uncordons() -> None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -337,6 +338,53 @@ class NodeDrain(NodeCordon):
             result["halted"] = True
         return result
 
+    def outcome(self, record: RevertRecord) -> list[dict[str, Any]] | None:
+        """Per drained node: pods evicted, held back by a budget, refused; schedulable again or not."""
+        if "outcomes" not in record:
+            return None  # halted before the evictions: nothing to tell beyond the revert
+        with self.kube(record["connection"]) as api:
+            return [
+                drain_outcome(name, record["outcomes"], _schedulable_now(api, name))
+                for name in record.get("cordoned") or []
+            ]
+
+
+def drain_outcome(node: str, outcomes: list[dict[str, Any]], schedulable_now: bool | None) -> dict[str, Any]:
+    """One node's aftermath (pure): counts by outcome, the budgets' longest hold, and one line."""
+    mine = [outcome for outcome in outcomes if outcome.get("node") == node]
+    counts = Counter(outcome["outcome"] for outcome in mine)
+    held = [outcome["took"] for outcome in mine if "held_by" in outcome]
+    parts = [f"{counts.get('killed', 0)} evicted"]
+    if held:
+        parts[0] += f" ({len(held)} held back by a PodDisruptionBudget, {max(held):.1f}s at most)"
+    if counts.get("refused"):
+        parts.append(f"{counts['refused']} refused by a PodDisruptionBudget")
+    for outcome, said in (
+        ("halted", "not evicted: halted first"),
+        ("gone", "gone already"),
+        ("failed", "failed"),
+    ):
+        if counts.get(outcome):
+            parts.append(f"{counts[outcome]} {said}")
+    state = {True: "schedulable again", False: "STILL CORDONED", None: "no longer in the cluster"}
+    parts.append(state[schedulable_now])
+    return {
+        "node": node,
+        "evicted": counts.get("killed", 0),
+        "held_back": len(held),
+        "longest_hold_seconds": round(max(held), 3) if held else None,
+        "refused": counts.get("refused", 0),
+        "schedulable": schedulable_now,
+        "summary": f"{node}: " + ", ".join(parts),
+    }
+
+
+def _schedulable_now(api: KubeApi, name: str) -> bool | None:
+    try:
+        return schedulable(api.get("nodes", name))
+    except NotFound:
+        return None
+
 
 def _drainable(
     api: KubeApi, node: str, allowed: list[str], evict_bare: bool
@@ -355,5 +403,5 @@ def _drainable(
             if not ownership.is_ours(raw):
                 stays.append(f"{pod.ref} {why}")
             continue
-        evict.append({"namespace": pod.namespace, "name": pod.name, "uid": pod.uid})
+        evict.append({"namespace": pod.namespace, "name": pod.name, "uid": pod.uid, "node": node})
     return evict, stays

@@ -195,7 +195,15 @@ def kill_pod(
                 api.create("pods", body, namespace, name=pod["name"], subresource="eviction")
             elif not api.delete("pods", pod["name"], namespace, grace_seconds=grace, uid=pod["uid"]):
                 return {**pod, "outcome": "gone", "detail": "already deleted"}
-            return {**pod, "outcome": "killed", "at": time.time(), "took": round(time.monotonic() - began, 3)}
+            killed = {
+                **pod,
+                "outcome": "killed",
+                "at": time.time(),
+                "took": round(time.monotonic() - began, 3),
+            }
+            if budget is not None:  # refused at first, retried until the budget allowed it
+                killed["held_by"] = budget or None
+            return killed
         except NotFound:
             return {**pod, "outcome": "gone", "detail": "already deleted"}
         except Conflict:
