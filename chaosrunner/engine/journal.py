@@ -42,7 +42,9 @@ fault_still_in_flight  fault, kind, waited, revert_record - an inject that outli
                        the reverts; recover reverts it like a failed revert
 fault_outcome          fault, kind, targets [per-target aftermath, kind-specific:
                        for docker kill/stop/restart came_back, came_back_at,
-                       came_back_by, seconds_down], error (when unreadable)
+                       came_back_by, seconds_down; for node-drain node, evicted,
+                       held_back, longest_hold_seconds, refused, schedulable;
+                       each with a one-line summary], error (when unreadable)
 condition              name, state (ok | pending | firing | no_data), value,
                        threshold, comparator - written when the state changes
 prometheus             state (unreachable | recovered), error
