@@ -21,7 +21,9 @@ importing this module costs nothing until a fault talks to a cluster.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chaosrunner.errors import EnvironmentProblem, FaultError, ServiceUnreachable
@@ -91,6 +93,30 @@ def _configuration(target: KubeTarget) -> Any:
     return configuration
 
 
+_LIST_METADATA = re.compile(rb'^\s*\{(?:"kind":"\w*",)?(?:"apiVersion":"[\w./]*",)?"metadata":')
+
+
+def continue_token(raw: bytes) -> str | None:
+    """The ``continue`` token of a list page, read off its front without decoding its items.
+
+    The API server writes a list as kind, apiVersion, metadata, items - in that
+    order - so the list's own metadata is a small object near the start. None
+    when the page does not start that way or has no token; the caller then
+    waits for the whole page to be decoded, as it would without this.
+    """
+    found = _LIST_METADATA.match(raw)
+    if found is None:
+        return None
+    try:
+        meta, _ = json.JSONDecoder().raw_decode(
+            raw[found.end() : found.end() + 64 * 1024].decode(errors="replace")
+        )
+    except ValueError:
+        return None
+    token = meta.get("continue") if isinstance(meta, dict) else None
+    return token if isinstance(token, str) and token else None
+
+
 class LiveKubeApi(KubeApi):
     def __init__(self, target: KubeTarget) -> None:
         from kubernetes import client
@@ -147,14 +173,18 @@ class LiveKubeApi(KubeApi):
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        data = self._body(method, path, **kwargs)
+        return json.loads(data) if data else {}
+
+    def _body(self, method: str, path: str, **kwargs: Any) -> bytes:
         response = self._call(method, path, **kwargs)
         try:
-            data = response.read()
+            data: bytes = response.read()
         except Exception as exc:
             if _is_connection_error(exc):
                 raise ServiceUnreachable(f"the Kubernetes API at {self.server} broke off: {exc}") from exc
             raise
-        return json.loads(data) if data else {}
+        return data
 
     @staticmethod
     def _status_error(method: str, path: str, status: int, reason: str, body: Any) -> KubeStatus:
@@ -206,19 +236,36 @@ class LiveKubeApi(KubeApi):
         query = _selectors(labels, fields)
         path = self.resource(plural).path(namespace)
         accept = METADATA_LIST if metadata_only else "application/json"
-        token: str | None = None
-        while True:
-            page = self._json(
+
+        def fetch(token: str | None) -> bytes:
+            return self._body(
                 "GET",
                 path,
                 query=[*query, ("limit", limit), *([("continue", token)] if token else [])],
                 accept=accept,
             )
-            meta = page.get("metadata") or {}
-            yield ListPage(page.get("items") or [], str(meta.get("resourceVersion") or ""))
-            token = meta.get("continue")
-            if not token:
-                return
+
+        # One page is asked for ahead, as soon as its continue token can be read off the front of
+        # the page before it: the server makes the next page while this one is decoded (at 5,000
+        # pods, decoding was half of a selection's time and waiting on the server the other half).
+        ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="list-ahead")
+        try:
+            raw, token = fetch(None), None
+            while True:
+                next_token = continue_token(raw)
+                upcoming = ahead.submit(fetch, next_token) if next_token else None
+                page = json.loads(raw) if raw else {}
+                meta = page.get("metadata") or {}
+                token = meta.get("continue")
+                yield ListPage(page.get("items") or [], str(meta.get("resourceVersion") or ""))
+                if not token:
+                    return
+                # The page itself is the authority: a token read off the front that differs is dropped.
+                raw = upcoming.result() if upcoming is not None and next_token == token else fetch(token)
+        finally:
+            # A caller that stops early (one page for a resourceVersion) does not wait for the page
+            # asked ahead: it is read and dropped in the background.
+            ahead.shutdown(wait=False, cancel_futures=True)
 
     def create(
         self,
