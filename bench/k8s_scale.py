@@ -328,6 +328,23 @@ def cpu_during(before: dict[str, float], after: dict[str, float]) -> str:
     )
 
 
+def measure_with_cpu(
+    step: str, args: argparse.Namespace, helper: subprocess.Popen[str]
+) -> tuple[dict[str, Any], float]:
+    """``measure``, printing the result and the CPU each cluster process used while the step ran."""
+    cpu_before, wall_before = cluster_cpu(helper), time.monotonic()
+    result, rss = measure(step, args)
+    print(f"{step}: {result} peak RSS {rss:.0f} MB", flush=True)
+    own = result.get("inject_cpu_seconds")
+    print(
+        f"  CPU seconds while the {step}'s child ran ({time.monotonic() - wall_before:.1f}s wall, 2 cores): "
+        f"{cpu_during(cpu_before, cluster_cpu(helper))}"
+        + ("" if own is None else f", chaosrunner's inject {own:.1f}"),
+        flush=True,
+    )
+    return result, rss
+
+
 # ----------------------------------------------------------------------------- set-up
 
 
@@ -493,15 +510,7 @@ def step_kill(
     args: argparse.Namespace, api: KubeApi, helper: subprocess.Popen[str], expected: dict[str, int]
 ) -> list[tuple[str, str, str, bool]]:
     figures: list[tuple[str, str, str, bool]] = []
-    cpu_before, wall_before = cluster_cpu(helper), time.monotonic()
-    result, rss = measure("kill", args)
-    print(f"kill: {result} peak RSS {rss:.0f} MB", flush=True)
-    print(
-        f"  CPU seconds while the kill's child ran ({time.monotonic() - wall_before:.1f}s wall, 2 cores): "
-        f"{cpu_during(cpu_before, cluster_cpu(helper))}, chaosrunner's inject "
-        f"{result['inject_cpu_seconds']:.1f}",
-        flush=True,
-    )
+    result, rss = measure_with_cpu("kill", args, helper)
     gone = result["gone_seconds"]
     complete = result["killed"] == args.kill and not result["not_gone"]
     figures.append(
@@ -530,14 +539,7 @@ def step_drain(
     args: argparse.Namespace, api: KubeApi, helper: subprocess.Popen[str], expected: dict[str, int]
 ) -> list[tuple[str, str, str, bool]]:
     figures: list[tuple[str, str, str, bool]] = []
-    cpu_before, wall_before = cluster_cpu(helper), time.monotonic()
-    result, rss = measure("drain", args)
-    print(f"drain: {result} peak RSS {rss:.0f} MB", flush=True)
-    print(
-        f"  CPU seconds while the drain's child ran ({time.monotonic() - wall_before:.1f}s wall, 2 cores): "
-        f"{cpu_during(cpu_before, cluster_cpu(helper))}",
-        flush=True,
-    )
+    result, rss = measure_with_cpu("drain", args, helper)
     figures.append(
         (
             f"drain of {result['nodes']} nodes ({result['outcomes']})",
