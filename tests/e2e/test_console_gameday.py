@@ -245,13 +245,16 @@ def test_a_whole_gameday_is_played_in_the_browser(browser: Browser, env: dict[st
         # Users are fine again: the IC marks mitigated (the SLI confirms it), then the cause.
         wait_until(lambda: (rate := success_rate()) is not None and rate >= 0.99, "checkout to recover", 60)
         time.sleep(3)  # a few good samples, as a careful IC would wait for
-        ic.click('form[data-form="milestones"] button[data-mark="mitigated"]')
-        ic.get_by_test_id("timeline").get_by_text("mitigated").first.wait_for(timeout=5_000)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)  # for a person to look at (docs/images/console.png)
-        fp.screenshot(path=str(ARTIFACTS / "facilitator-mid-gameday.png"), full_page=True)
+        # The engineer has the cause typed and sends it once the mitigation is on the timeline: a
+        # confirmed mitigation ends the run within seconds (revert, steady state), and the pages'
+        # controls close with it, so a slow step in between (the screenshot, under load) lost it.
         eng.select_option("#log-kind", "cause")
         eng.fill("#log-value", "a client outside checkout kept the role's connections idle")
+        ic.click('form[data-form="milestones"] button[data-mark="mitigated"]')
+        eng.get_by_test_id("timeline").get_by_text("mitigated").first.wait_for(timeout=5_000)
         eng.click('form[data-form="log"] button[type="submit"]')
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)  # for a person to look at (docs/images/console.png)
+        fp.screenshot(path=str(ARTIFACTS / "facilitator-mid-gameday.png"), full_page=True)
 
         # The run ends; every page shows the result, the live figures and then the debrief.
         fp.get_by_test_id("result").wait_for(timeout=120_000)
