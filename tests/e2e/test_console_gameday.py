@@ -251,7 +251,7 @@ def test_a_whole_gameday_is_played_in_the_browser(browser: Browser, env: dict[st
         eng.select_option("#log-kind", "cause")
         eng.fill("#log-value", "a client outside checkout kept the role's connections idle")
         ic.click('form[data-form="milestones"] button[data-mark="mitigated"]')
-        eng.get_by_test_id("timeline").get_by_text("mitigated").first.wait_for(timeout=5_000)
+        ic.get_by_test_id("timeline").get_by_text("mitigated").first.wait_for(timeout=5_000)
         eng.click('form[data-form="log"] button[type="submit"]')
         ARTIFACTS.mkdir(parents=True, exist_ok=True)  # for a person to look at (docs/images/console.png)
         fp.screenshot(path=str(ARTIFACTS / "facilitator-mid-gameday.png"), full_page=True)
