@@ -250,7 +250,7 @@ class LiveKubeApi(KubeApi):
         # pods, decoding was half of a selection's time and waiting on the server the other half).
         ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="list-ahead")
         try:
-            raw, token = fetch(None), None
+            raw = fetch(None)
             while True:
                 next_token = continue_token(raw)
                 upcoming = ahead.submit(fetch, next_token) if next_token else None
